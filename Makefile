@@ -1,0 +1,104 @@
+# postel - a mail transfer agent. Plain Makefile; see README.md.
+#   make            build posteld and postel
+#   make run        install missing packages, build, start posteld on 127.0.0.1:2525
+#   make test       unit + transcript + integration tests (installs what they need)
+#   make SANITIZE=1 test   the same under ASan/UBSan, in build-san/
+#   make fuzz       every libFuzzer target for FUZZ_SECONDS each
+#   make bench      throughput and memory figures, side by side with Postfix
+
+CC       ?= cc
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+FUZZ_SECONDS ?= 60
+
+PKGS     := libevent libevent_pthreads libcares openssl
+CFLAGS   := -std=c11 -D_GNU_SOURCE -O2 -g -Isrc \
+            -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla -Wstrict-prototypes \
+            -Wno-format-nonliteral $(EXTRA_CFLAGS)
+LDLIBS   := -lpthread -lcrypt
+
+ifdef SANITIZE
+BUILD    := build-san
+CFLAGS   += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS  += -fsanitize=address,undefined
+else
+BUILD    := build
+endif
+
+# pkg-config is looked up lazily so that `make deps` can run before it exists.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+LIB_SRCS := $(filter-out src/posteld.c src/cli/postel.c, $(wildcard src/*/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+UNIT_SRCS := $(wildcard tests/unit/*/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:%.c=$(BUILD)/%)
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+
+.PHONY: all deps run test unit integration fuzz fuzz-ci bench clean install check-config
+
+all: $(BUILD)/posteld $(BUILD)/postel
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/libpostel.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/posteld: $(BUILD)/src/posteld.o $(BUILD)/libpostel.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+$(BUILD)/postel: $(BUILD)/src/cli/postel.o $(BUILD)/libpostel.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+$(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libpostel.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libpostel.a \
+	    $(LDFLAGS) -lcmocka $(PKG_LIBS) $(LDLIBS)
+
+deps:
+	@sh scripts/deps.sh
+
+run: deps all
+	@mkdir -p var
+	exec ./$(BUILD)/posteld -d
+
+unit: $(UNIT_BINS)
+	@fail=0; for t in $(UNIT_BINS); do \
+	    (cd tests/unit && CMOCKA_MESSAGE_OUTPUT=stdout ../../$$t) || fail=1; \
+	done; exit $$fail
+
+integration: all
+	POSTEL_BUILD=$(BUILD) /usr/bin/python3 -m pytest -q tests/integration $(PYTEST_ARGS)
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory integration
+
+# libFuzzer needs clang; each target is linked with the library sources directly.
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer,address,undefined \
+               -fno-sanitize-recover=all
+fuzz-build: $(FUZZ_SRCS:tests/fuzz/%.c=build-fuzz/%)
+build-fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) $(PKG_CFLAGS) -o $@ $< $(LIB_SRCS) $(PKG_LIBS) $(LDLIBS)
+
+fuzz: deps fuzz-build
+	@sh scripts/fuzz.sh $(FUZZ_SECONDS)
+
+fuzz-ci: deps fuzz-build
+	@sh scripts/fuzz.sh $${FUZZ_SECONDS:-20}
+
+bench: deps all
+	@sh bench/run.sh
+
+check-config: all
+	./$(BUILD)/posteld -n
+
+clean:
+	rm -rf build build-san build-fuzz
+
+-include $(LIB_OBJS:.o=.d) $(BUILD)/src/posteld.d $(BUILD)/src/cli/postel.d

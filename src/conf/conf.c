@@ -1,0 +1,547 @@
+/*
+ * conf/conf.c - configuration parsing, defaults and printing.
+ *
+ * Owns:  struct conf and its lifetime.
+ * Never: opens sockets or the spool; it only reads the config and the aliases files.
+ */
+#include "conf/conf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "policy/aliases.h"
+#include "util/buf.h"
+#include "util/str.h"
+#include "util/xmalloc.h"
+
+const char conf_default_text[] =
+    "# postel built-in configuration (posteld without -f)\n"
+    "listen = 127.0.0.1:2525\n"
+    "spool_dir = var/spool\n"
+    "mail_dir = var/mail\n"
+    "local_domains = localhost\n"
+    "local_users = alice bob\n"
+    "alias postmaster: alice\n"
+    "alias root: alice\n"
+    "relay_networks =\n";
+
+enum ctype { CT_STR, CT_LISTEN, CT_LIST, CT_CIDRS, CT_SIZE, CT_COUNT, CT_TIME, CT_MS, CT_BOOL,
+    CT_LOOKUP };
+
+struct ckey {
+    const char *name;
+    enum ctype type;
+    size_t off;
+    const char *help;
+};
+
+#define OFF(f) offsetof(struct conf, f)
+static const struct ckey keys[] = {
+    { "hostname", CT_STR, OFF(hostname), "our name in the greeting, EHLO and Received" },
+    { "listen", CT_LISTEN, OFF(listen), "addresses and ports of the SMTP listener" },
+    { "spool_dir", CT_STR, OFF(spool_dir), "the queue" },
+    { "mail_dir", CT_STR, OFF(mail_dir), "Maildirs: <mail_dir>/<user>/" },
+    { "local_domains", CT_LIST, OFF(local_domains), "domains delivered here" },
+    { "local_users", CT_LIST, OFF(local_users), "mailboxes of the local domains" },
+    { "aliases_file", CT_STR, OFF(aliases_file), "aliases(5) file" },
+    { "relay_networks", CT_CIDRS, OFF(relay_networks), "clients that may relay" },
+    { "trusted_networks", CT_CIDRS, OFF(trusted_networks),
+        "clients exempt from per-address limits and the greet pause" },
+    { "message_size_limit", CT_SIZE, OFF(message_size_limit), "octets, 0: none" },
+    { "max_recipients", CT_COUNT, OFF(max_recipients), "recipients per message" },
+    { "max_errors", CT_COUNT, OFF(max_errors), "errors in a row before 421" },
+    { "max_connections", CT_COUNT, OFF(max_connections), "connections in total" },
+    { "max_connections_per_ip", CT_COUNT, OFF(max_connections_per_ip),
+        "connections per client address" },
+    { "max_line_length", CT_COUNT, OFF(max_line_length),
+        "message text line length, octets without CRLF" },
+    { "timeout_command", CT_TIME, OFF(timeout_command), "waiting for a command" },
+    { "timeout_data", CT_TIME, OFF(timeout_data), "waiting for message content" },
+    { "greet_pause", CT_MS, OFF(greet_pause_ms), "delay before the greeting" },
+    { "vrfy", CT_LOOKUP, OFF(vrfy), "off: 252 to all; on: answer from users and aliases" },
+    { "expn", CT_LOOKUP, OFF(expn), "off: 502; on: list alias members" },
+    { "workers", CT_COUNT, OFF(workers), "disk worker threads" },
+    { "retry_min", CT_TIME, OFF(retry_min), "first retry of a deferred delivery" },
+    { "retry_max", CT_TIME, OFF(retry_max), "longest retry interval" },
+    { "max_queue_lifetime", CT_TIME, OFF(max_queue_lifetime), "then a deferred message bounces" },
+    { "log_debug", CT_BOOL, OFF(log_debug), "debug logging" },
+};
+
+static void set_defaults(struct conf *c)
+{
+    char host[256];
+    if (gethostname(host, sizeof host) != 0 || host[0] == '\0')
+        str_copy(host, sizeof host, "localhost");
+    host[sizeof host - 1] = '\0';
+    c->hostname = xstrdup(host);
+    c->spool_dir = xstrdup("/var/spool/postel");
+    c->mail_dir = xstrdup("/var/mail/postel");
+    struct cidr lo;
+    if (cidr_parse("127.0.0.0/8", &lo) == 0)
+        cidr_list_add(&c->trusted_networks, &lo);
+    if (cidr_parse("::1/128", &lo) == 0)
+        cidr_list_add(&c->trusted_networks, &lo);
+    c->message_size_limit = 10 * 1024 * 1024;
+    c->max_recipients = 1000;
+    c->max_errors = 10;
+    c->max_connections = 15000;
+    c->max_connections_per_ip = 50;
+    c->max_line_length = 998;
+    c->timeout_command = 300;
+    c->timeout_data = 300;
+    c->greet_pause_ms = 1000;
+    c->vrfy = CONF_LOOKUP_OFF;
+    c->expn = CONF_LOOKUP_OFF;
+    c->workers = 8;
+    c->retry_min = 300;
+    c->retry_max = 3600;
+    c->max_queue_lifetime = 5 * 86400;
+}
+
+static void free_list(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void conf_free(struct conf *c)
+{
+    if (c == NULL)
+        return;
+    free(c->hostname);
+    free(c->spool_dir);
+    free(c->mail_dir);
+    free(c->aliases_file);
+    free_list(c->local_domains, c->nlocal_domains);
+    free_list(c->local_users, c->nlocal_users);
+    if (c->aliases)
+        aliases_free(c->aliases);
+    cidr_list_free(&c->relay_networks);
+    cidr_list_free(&c->trusted_networks);
+    free(c);
+}
+
+/* Split a value into words at spaces and commas. */
+static size_t split_words(char *v, char **words, size_t max)
+{
+    size_t n = 0;
+    char *save = NULL;
+    for (char *w = strtok_r(v, " \t,", &save); w; w = strtok_r(NULL, " \t,", &save)) {
+        if (n == max)
+            return max + 1;
+        words[n++] = w;
+    }
+    return n;
+}
+
+static int parse_size(const char *v, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (end == v || errno || v[0] == '-')
+        return -1;
+    unsigned long long mul = 1;
+    if (*end == 'k' || *end == 'K')
+        mul = 1024, end++;
+    else if (*end == 'm' || *end == 'M')
+        mul = 1024 * 1024, end++;
+    else if (*end == 'g' || *end == 'G')
+        mul = 1024ULL * 1024 * 1024, end++;
+    if (*end != '\0' || (n && mul > UINT64_MAX / n))
+        return -1;
+    *out = n * mul;
+    return 0;
+}
+
+/* Durations: plain seconds or with s, m, h, d; ms_unit: plain numbers are milliseconds. */
+static int parse_time(const char *v, bool ms_unit, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (end == v || errno || v[0] == '-')
+        return -1;
+    unsigned long long mul = ms_unit ? 1 : 1000;
+    if (strcmp(end, "ms") == 0)
+        mul = 1;
+    else if (strcmp(end, "s") == 0)
+        mul = 1000;
+    else if (strcmp(end, "m") == 0)
+        mul = 60000;
+    else if (strcmp(end, "h") == 0)
+        mul = 3600000;
+    else if (strcmp(end, "d") == 0)
+        mul = 86400000;
+    else if (*end != '\0')
+        return -1;
+    if (n > UINT32_MAX || n * mul / (ms_unit ? 1 : 1000) > UINT32_MAX)
+        return -1;
+    *out = n * mul / (ms_unit ? 1 : 1000);
+    return 0;
+}
+
+static int parse_listen(const char *w, struct conf_listen *l)
+{
+    const char *colon;
+    size_t hl;
+    if (w[0] == '[') {
+        const char *rb = strchr(w, ']');
+        if (rb == NULL || rb[1] != ':')
+            return -1;
+        colon = rb + 1;
+        if (str_ncopy(l->host, sizeof l->host, w + 1, (size_t)(rb - w - 1)) == -1)
+            return -1;
+    } else {
+        colon = strrchr(w, ':');
+        if (colon == NULL)
+            return -1;
+        hl = (size_t)(colon - w);
+        if (str_ncopy(l->host, sizeof l->host, w, hl) == -1)
+            return -1;
+    }
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (colon[1] == '\0' || *end != '\0' || p < 1 || p > 65535)
+        return -1;
+    struct cidr probe;
+    if (cidr_parse(l->host, &probe) == -1)
+        return -1;
+    l->port = (int)p;
+    return 0;
+}
+
+static int set_key(struct conf *c, const struct ckey *k, char *v, char *err, size_t errsz)
+{
+    char *p = (char *)c + k->off;
+    unsigned long long n;
+    char *words[4096];
+    size_t nw;
+    switch (k->type) {
+    case CT_STR:
+        if (*v == '\0') {
+            snprintf(err, errsz, "%s needs a value", k->name);
+            return -1;
+        }
+        free(*(char **)p);
+        *(char **)p = xstrdup(v);
+        return 0;
+    case CT_LISTEN:
+        nw = split_words(v, words, CONF_MAX_LISTEN);
+        if (nw == 0 || nw > CONF_MAX_LISTEN) {
+            snprintf(err, errsz, "listen takes 1 to %d address:port pairs", CONF_MAX_LISTEN);
+            return -1;
+        }
+        for (size_t i = 0; i < nw; i++) {
+            if (parse_listen(words[i], &c->listen[i]) == -1) {
+                snprintf(err, errsz, "bad listen address '%s' (want 127.0.0.1:25 or [::1]:25)",
+                    words[i]);
+                return -1;
+            }
+        }
+        c->nlisten = nw;
+        return 0;
+    case CT_LIST: {
+        nw = split_words(v, words, sizeof words / sizeof words[0] - 1);
+        if (nw >= sizeof words / sizeof words[0] - 1) {
+            snprintf(err, errsz, "%s: too many entries", k->name);
+            return -1;
+        }
+        /* each list is a (char **, size_t) pair of adjacent fields */
+        char ***lp = (char ***)p;
+        size_t *np = (size_t *)(p + sizeof(char **));
+        free_list(*lp, *np);
+        *lp = xcalloc(nw + 1, sizeof(char *));
+        for (size_t i = 0; i < nw; i++) {
+            (*lp)[i] = xstrdup(words[i]);
+            str_lower((*lp)[i]);
+        }
+        *np = nw;
+        return 0;
+    }
+    case CT_CIDRS: {
+        struct cidr_list *l = (struct cidr_list *)p;
+        cidr_list_free(l);
+        nw = split_words(v, words, sizeof words / sizeof words[0]);
+        for (size_t i = 0; i < nw && i < sizeof words / sizeof words[0]; i++) {
+            struct cidr ci;
+            if (cidr_parse(words[i], &ci) == -1) {
+                snprintf(err, errsz, "%s: bad network '%s'", k->name, words[i]);
+                return -1;
+            }
+            cidr_list_add(l, &ci);
+        }
+        return 0;
+    }
+    case CT_SIZE:
+        if (parse_size(v, &n) == -1) {
+            snprintf(err, errsz, "%s: bad size '%s' (e.g. 10485760, 64k, 10M)", k->name, v);
+            return -1;
+        }
+        *(unsigned long long *)p = n;
+        return 0;
+    case CT_COUNT:
+        if (parse_size(v, &n) == -1 || n > SIZE_MAX / 2) {
+            snprintf(err, errsz, "%s: bad number '%s'", k->name, v);
+            return -1;
+        }
+        if (k->off == OFF(workers) && (n < 1 || n > 256)) {
+            snprintf(err, errsz, "workers: must be 1 to 256");
+            return -1;
+        }
+        *(size_t *)p = (size_t)n;
+        return 0;
+    case CT_TIME:
+    case CT_MS:
+        if (parse_time(v, k->type == CT_MS, &n) == -1) {
+            snprintf(err, errsz, "%s: bad duration '%s' (e.g. 300, 300s, 5m, 1h, 5d)", k->name,
+                v);
+            return -1;
+        }
+        *(unsigned *)p = (unsigned)n;
+        return 0;
+    case CT_BOOL:
+    case CT_LOOKUP:
+        if (!strcasecmp(v, "yes") || !strcasecmp(v, "on") || !strcasecmp(v, "true")) {
+            n = 1;
+        } else if (!strcasecmp(v, "no") || !strcasecmp(v, "off") || !strcasecmp(v, "false")) {
+            n = 0;
+        } else {
+            snprintf(err, errsz, "%s: want on or off, not '%s'", k->name, v);
+            return -1;
+        }
+        if (k->type == CT_BOOL)
+            *(bool *)p = n != 0;
+        else
+            *(enum conf_lookup *)p = n ? CONF_LOOKUP_ON : CONF_LOOKUP_OFF;
+        return 0;
+    }
+    return -1;
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
+        s[--n] = '\0';
+    return s;
+}
+
+struct conf *conf_parse(const char *text, size_t n, const char *origin, char *err, size_t errsz)
+{
+    struct conf *c = xcalloc(1, sizeof *c);
+    set_defaults(c);
+    struct buf inline_aliases;
+    buf_init(&inline_aliases, 0);
+    size_t alias_lines = 0;
+    char msg[512];
+    size_t lineno = 0;
+    const char *p = text, *end = text + n;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        lineno++;
+        char line[8192];
+        if (len >= sizeof line) {
+            snprintf(err, errsz, "%s:%zu: line too long", origin, lineno);
+            goto fail;
+        }
+        memcpy(line, p, len);
+        line[len] = '\0';
+        p += len + (nl ? 1 : 0);
+        if (memchr(line, '\0', len)) {
+            snprintf(err, errsz, "%s:%zu: NUL byte in line", origin, lineno);
+            goto fail;
+        }
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        char *s = trim(line);
+        if (*s == '\0')
+            continue;
+        if (strncmp(s, "alias", 5) == 0 && (s[5] == ' ' || s[5] == '\t')) {
+            /* Pad with empty lines so alias errors carry the config's own line numbers. */
+            for (; alias_lines < lineno - 1; alias_lines++)
+                buf_puts(&inline_aliases, "\n");
+            buf_puts(&inline_aliases, trim(s + 5));
+            buf_puts(&inline_aliases, "\n");
+            alias_lines++;
+            continue;
+        }
+        char *eq = strchr(s, '=');
+        if (eq == NULL) {
+            snprintf(err, errsz, "%s:%zu: expected 'key = value'", origin, lineno);
+            goto fail;
+        }
+        *eq = '\0';
+        char *key = trim(s), *val = trim(eq + 1);
+        const struct ckey *k = NULL;
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+            if (strcmp(keys[i].name, key) == 0)
+                k = &keys[i];
+        if (k == NULL) {
+            snprintf(err, errsz, "%s:%zu: unknown setting '%s'", origin, lineno, key);
+            goto fail;
+        }
+        if (set_key(c, k, val, msg, sizeof msg) == -1) {
+            snprintf(err, errsz, "%s:%zu: %s", origin, lineno, msg);
+            goto fail;
+        }
+    }
+    if (c->nlisten == 0) {
+        parse_listen("127.0.0.1:25", &c->listen[0]);
+        c->nlisten = 1;
+    }
+    if (c->aliases_file) {
+        c->aliases = aliases_load(c->aliases_file, msg, sizeof msg);
+        if (c->aliases == NULL) {
+            snprintf(err, errsz, "%s", msg);
+            goto fail;
+        }
+    }
+    if (inline_aliases.len > 0) {
+        struct aliases *a = aliases_parse(inline_aliases.p, inline_aliases.len, origin, NULL, msg,
+            sizeof msg);
+        if (a == NULL) {
+            snprintf(err, errsz, "%s", msg);
+            goto fail;
+        }
+        if (c->aliases == NULL) {
+            c->aliases = a;
+        } else if (aliases_merge(c->aliases, a, msg, sizeof msg) == -1) {
+            snprintf(err, errsz, "%s", msg);
+            goto fail;
+        }
+    }
+    if (c->aliases == NULL)
+        c->aliases = aliases_parse("", 0, origin, NULL, msg, sizeof msg);
+    buf_free(&inline_aliases);
+    return c;
+fail:
+    buf_free(&inline_aliases);
+    conf_free(c);
+    return NULL;
+}
+
+struct conf *conf_load(const char *path, char *err, size_t errsz)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(err, errsz, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct buf b;
+    buf_init(&b, 16 * 1024 * 1024);
+    char chunk[8192];
+    size_t r;
+    while ((r = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (buf_append(&b, chunk, r) == -1) {
+            snprintf(err, errsz, "%s: file too large", path);
+            fclose(f);
+            buf_free(&b);
+            return NULL;
+        }
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        snprintf(err, errsz, "%s: read error", path);
+        buf_free(&b);
+        return NULL;
+    }
+    struct conf *c = conf_parse(b.p ? b.p : "", b.len, path, err, errsz);
+    buf_free(&b);
+    return c;
+}
+
+static void print_time(FILE *f, unsigned s)
+{
+    if (s && s % 86400 == 0)
+        fprintf(f, "%ud", s / 86400);
+    else if (s && s % 3600 == 0)
+        fprintf(f, "%uh", s / 3600);
+    else if (s && s % 60 == 0)
+        fprintf(f, "%um", s / 60);
+    else
+        fprintf(f, "%us", s);
+}
+
+void conf_print(const struct conf *c, FILE *f)
+{
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const struct ckey *k = &keys[i];
+        const char *p = (const char *)c + k->off;
+        fprintf(f, "%s =", k->name);
+        switch (k->type) {
+        case CT_STR:
+            if (*(char *const *)p)
+                fprintf(f, " %s", *(char *const *)p);
+            break;
+        case CT_LISTEN:
+            for (size_t j = 0; j < c->nlisten; j++)
+                fprintf(f, strchr(c->listen[j].host, ':') ? " [%s]:%d" : " %s:%d",
+                    c->listen[j].host, c->listen[j].port);
+            break;
+        case CT_LIST: {
+            char *const *l = *(char **const *)p;
+            size_t cnt = *(const size_t *)(p + sizeof(char **));
+            for (size_t j = 0; j < cnt; j++)
+                fprintf(f, " %s", l[j]);
+            break;
+        }
+        case CT_CIDRS: {
+            const struct cidr_list *l = (const struct cidr_list *)p;
+            char tmp[64];
+            for (size_t j = 0; j < l->n; j++)
+                fprintf(f, " %s", cidr_format(&l->v[j], tmp, sizeof tmp));
+            break;
+        }
+        case CT_SIZE:
+            fprintf(f, " %llu", *(const unsigned long long *)p);
+            break;
+        case CT_COUNT:
+            fprintf(f, " %zu", *(const size_t *)p);
+            break;
+        case CT_TIME:
+            fputc(' ', f);
+            print_time(f, *(const unsigned *)p);
+            break;
+        case CT_MS:
+            fprintf(f, " %ums", *(const unsigned *)p);
+            break;
+        case CT_BOOL:
+            fprintf(f, " %s", *(const bool *)p ? "on" : "off");
+            break;
+        case CT_LOOKUP:
+            fprintf(f, " %s", *(const enum conf_lookup *)p == CONF_LOOKUP_ON ? "on" : "off");
+            break;
+        }
+        fprintf(f, "%*s# %s\n", 1, "", k->help);
+    }
+    fprintf(f, "# aliases: %zu entries\n", c->aliases ? aliases_count(c->aliases) : (size_t)0);
+}
+
+bool conf_is_local_domain(const struct conf *c, const char *domain)
+{
+    for (size_t i = 0; i < c->nlocal_domains; i++)
+        if (strcasecmp(c->local_domains[i], domain) == 0)
+            return true;
+    return false;
+}
+
+bool conf_is_local_user(const struct conf *c, const char *name)
+{
+    for (size_t i = 0; i < c->nlocal_users; i++)
+        if (strcasecmp(c->local_users[i], name) == 0)
+            return true;
+    return false;
+}

@@ -1,0 +1,82 @@
+/*
+ * conf/conf.h - the one configuration file of posteld.
+ *
+ * Owns:  the settings struct, its defaults, parsing with file:line errors, and printing
+ *        the effective configuration (posteld -n).
+ * Format: "key = value" lines, '#' comments, lists separated by spaces or commas, and
+ *        "alias NAME: targets" lines for aliases kept in the config itself.
+ */
+#ifndef POSTEL_CONF_CONF_H
+#define POSTEL_CONF_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "util/cidr.h"
+
+struct aliases;
+
+#define CONF_MAX_LISTEN 8
+
+enum conf_lookup { CONF_LOOKUP_OFF, CONF_LOOKUP_ON };
+
+struct conf_listen {
+    char host[64];          /* numeric address */
+    int port;
+};
+
+struct conf {
+    char *hostname;                     /* our name in the greeting, EHLO and Received */
+    struct conf_listen listen[CONF_MAX_LISTEN];
+    size_t nlisten;
+    char *spool_dir;
+    char *mail_dir;                     /* Maildirs are <mail_dir>/<user>/ */
+    char **local_domains;               /* lower-cased */
+    size_t nlocal_domains;
+    char **local_users;                 /* lower-cased */
+    size_t nlocal_users;
+    char *aliases_file;                 /* may be NULL */
+    struct aliases *aliases;            /* file entries and inline "alias" lines */
+    struct cidr_list relay_networks;    /* clients that may relay */
+    struct cidr_list trusted_networks;  /* exempt from per-address limits and greet pause */
+
+    unsigned long long message_size_limit;  /* octets; 0: none */
+    size_t max_recipients;              /* per message */
+    size_t max_errors;                  /* errors in a row before 421 */
+    size_t max_connections;             /* in total */
+    size_t max_connections_per_ip;      /* per client address, untrusted clients */
+    size_t max_line_length;             /* message text line, octets without CRLF */
+    unsigned timeout_command;           /* seconds: waiting for a command */
+    unsigned timeout_data;              /* seconds: waiting for DATA/BDAT content */
+    unsigned greet_pause_ms;            /* delay before the greeting, untrusted clients */
+    enum conf_lookup vrfy;              /* off: 252 for everyone */
+    enum conf_lookup expn;              /* off: 502 */
+    unsigned workers;                   /* disk worker threads */
+    unsigned retry_min;                 /* seconds: first retry of a deferred delivery */
+    unsigned retry_max;                 /* seconds: back-off ceiling */
+    unsigned max_queue_lifetime;        /* seconds before a deferred message bounces */
+    bool log_debug;
+};
+
+/* The embedded default configuration text that `make run` uses (no -f). */
+extern const char conf_default_text[];
+
+/*
+ * Parse configuration text (length n) named origin (used in "origin:line: ..." errors).
+ * Keys absent from the text keep their built-in defaults. Returns a new conf or NULL
+ * with the message in err.
+ */
+struct conf *conf_parse(const char *text, size_t n, const char *origin, char *err, size_t errsz);
+/* Read and parse a file; NULL with the message in err. */
+struct conf *conf_load(const char *path, char *err, size_t errsz);
+void conf_free(struct conf *c);
+/* Print the effective settings in the file syntax. */
+void conf_print(const struct conf *c, FILE *f);
+
+/* Is domain (any case; an address literal included) one of ours? */
+bool conf_is_local_domain(const struct conf *c, const char *domain);
+/* Is name (a local part, any case) a local user? */
+bool conf_is_local_user(const struct conf *c, const char *name);
+
+#endif

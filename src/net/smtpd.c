@@ -1,0 +1,785 @@
+/*
+ * net/smtpd.c - SMTP listener and connection driver.
+ *
+ * The driver reads into the bufferevent's capped input, feeds each complete CRLF line (or
+ * content bytes in DATA/BDAT) to the session machine in order, and queues its replies;
+ * the output is flushed when no complete line is left, which gives PIPELINING for free.
+ * Content is handed to the spool on worker threads; while a write or commit is running the
+ * connection stops reading, so pipelined commands wait in the input buffer in order.
+ */
+#include "net/smtpd.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "conf/conf.h"
+#include "queue/envelope.h"
+#include "queue/qmgr.h"
+#include "queue/spool.h"
+#include "smtp/limits.h"
+#include "smtp/server.h"
+#include "util/log.h"
+#include "util/str.h"
+#include "util/workq.h"
+#include "util/xmalloc.h"
+
+/* Longest command line kept; longer ones get 500 5.5.2 and are discarded. */
+#define LINE_CAP        SMTP_CMDLINE_EXT_MAX
+/* Content held in memory before it is written to the spool file. */
+#define SPILL_AT        (256 * 1024)
+/* Replies queued for a client that does not read them: stop reading past this. */
+#define OUT_MAX         (256 * 1024)
+#define IPTAB_SIZE      4096
+
+struct smtpd;
+
+struct ipcount {
+    char ip[64];
+    unsigned n;
+    struct ipcount *next;
+};
+
+enum cjob_kind { CJ_SPILL, CJ_COMMIT, CJ_DISCARD };
+
+struct cjob {
+    struct workq_job w;
+    struct conn *c;
+    enum cjob_kind kind;
+    struct spool *sp;
+    char id[24];
+    int fd;
+    struct buf head;            /* envelope, written before the first content */
+    struct buf data;
+    int result;                 /* 0 or errno */
+};
+
+struct conn {
+    struct smtpd *d;
+    struct bufferevent *bev;
+    struct smtp_server srv;
+    struct event *greet_timer;
+    struct cjob *job;           /* storage for this connection's spool jobs */
+    int spool_fd;               /* incoming file of the open transaction, or -1 */
+    unsigned sid;
+    bool trusted;
+    bool greeted, closing, discarding, busy, dead, eof;
+    enum srv_input last_mode;
+    struct conn *prev, *next;
+};
+
+struct smtpd {
+    struct event_base *base;
+    const struct conf *conf;
+    struct spool *sp;
+    struct workq *wq;
+    struct qmgr *qm;
+    struct evconnlistener *ls[CONF_MAX_LISTEN];
+    size_t nls;
+    struct conn *conns;
+    size_t nconns;
+    unsigned next_sid;
+    bool shutting_down;
+    struct ipcount *iptab[IPTAB_SIZE];
+    struct buf replies;         /* scratch for one feed's replies (single-threaded loop) */
+};
+
+static void conn_process(struct conn *c);
+static void conn_close(struct conn *c);
+
+/* ---- per-address counts ---- */
+
+static unsigned ip_hash(const char *ip)
+{
+    unsigned h = 2166136261u;
+    for (; *ip; ip++)
+        h = (h ^ (unsigned char)*ip) * 16777619u;
+    return h % IPTAB_SIZE;
+}
+
+static unsigned ip_add(struct smtpd *d, const char *ip, int delta)
+{
+    unsigned h = ip_hash(ip);
+    struct ipcount **pp = &d->iptab[h], *e;
+    for (e = *pp; e; pp = &e->next, e = e->next)
+        if (strcmp(e->ip, ip) == 0)
+            break;
+    if (e == NULL) {
+        if (delta < 0)
+            return 0;
+        e = xcalloc(1, sizeof *e);
+        str_copy(e->ip, sizeof e->ip, ip);
+        e->next = d->iptab[h];
+        d->iptab[h] = e;
+        pp = &d->iptab[h];
+    }
+    e->n = (unsigned)((int)e->n + delta);
+    unsigned n = e->n;
+    if (n == 0) {
+        for (pp = &d->iptab[h]; *pp != e; pp = &(*pp)->next)
+            ;
+        *pp = e->next;
+        free(e);
+    }
+    return n;
+}
+
+/* ---- session environment ---- */
+
+static void env_new_id(void *ctx, char *id, size_t idsz)
+{
+    (void)ctx;
+    spool_new_id(id, idsz);
+}
+
+static time_t env_now(void *ctx)
+{
+    (void)ctx;
+    return time(NULL);
+}
+
+static const struct srv_env srv_env = { NULL, env_new_id, env_now };
+
+/* ---- output ---- */
+
+static void conn_send(struct conn *c, struct srv_out *out)
+{
+    if (out->replies->len > 0) {
+        bufferevent_write(c->bev, out->replies->p, out->replies->len);
+        buf_reset(out->replies);
+    }
+}
+
+static void set_timeout(struct conn *c)
+{
+    enum srv_input m = srv_input_mode(&c->srv);
+    if (m == c->last_mode)
+        return;
+    c->last_mode = m;
+    const struct conf *cf = c->d->conf;
+    struct timeval rd = { (m == SRV_IN_DATA || m == SRV_IN_BDAT) ? cf->timeout_data :
+        cf->timeout_command, 0 };
+    struct timeval wr = { cf->timeout_command, 0 };
+    bufferevent_set_timeouts(c->bev, &rd, &wr);
+}
+
+/* ---- spool jobs ---- */
+
+static struct cjob *conn_job(struct conn *c)
+{
+    if (c->job == NULL) {
+        c->job = xcalloc(1, sizeof *c->job);
+        c->job->c = c;
+        buf_init(&c->job->head, 0);
+        buf_init(&c->job->data, 0);
+    }
+    return c->job;
+}
+
+static void job_run(struct workq_job *w)
+{
+    struct cjob *j = (struct cjob *)w;
+    int fd = j->fd;
+    j->result = 0;
+    if (j->kind == CJ_DISCARD) {
+        spool_discard(j->sp, j->id, fd);
+        j->fd = -1;
+        return;
+    }
+    if ((j->head.len && spool_append(j->sp, j->id, &fd, j->head.p, j->head.len) == -1) ||
+        (j->data.len && spool_append(j->sp, j->id, &fd, j->data.p, j->data.len) == -1) ||
+        (fd == -1 && spool_append(j->sp, j->id, &fd, "", 0) == -1)) {
+        j->result = errno ? errno : EIO;
+        if (fd != -1)
+            spool_discard(j->sp, j->id, fd);
+        j->fd = -1;
+        return;
+    }
+    j->fd = fd;
+    if (j->kind == CJ_COMMIT) {
+        if (spool_commit(j->sp, j->id, fd) == -1)
+            j->result = errno ? errno : EIO;
+        j->fd = -1;
+    }
+}
+
+/* Build the envelope record of the open transaction. */
+static void tx_envelope(const struct smtp_server *s, struct env_msg *m)
+{
+    const struct srv_tx *t = s->tx;
+    memset(m, 0, sizeof *m);
+    str_copy(m->id, sizeof m->id, t->id);
+    m->arrival = t->arrival;
+    m->sender = xstrdup(t->sender);
+    m->envid = t->envid ? xstrdup(t->envid) : NULL;
+    m->ret = t->ret;
+    m->body = t->body_type;
+    m->smtputf8 = t->smtputf8;
+    m->helo = xstrdup(s->helo);
+    m->client = xstrdup(s->client_addr);
+    for (size_t i = 0; i < t->nrcpt; i++)
+        env_add_rcpt(m, t->rcpts[i].addr, t->rcpts[i].local, t->rcpts[i].notify,
+            t->rcpts[i].orcpt);
+}
+
+static void job_done(struct workq_job *w);
+
+/* Hand the buffered content (and, first time, the envelope) to a worker. */
+static void conn_submit(struct conn *c, enum cjob_kind kind)
+{
+    struct cjob *j = conn_job(c);
+    struct srv_tx *t = c->srv.tx;
+    j->kind = kind;
+    j->sp = c->d->sp;
+    j->fd = c->spool_fd;
+    str_copy(j->id, sizeof j->id, t->id);
+    buf_reset(&j->head);
+    if (c->spool_fd == -1) {
+        struct env_msg m;
+        tx_envelope(&c->srv, &m);
+        env_encode(&m, &j->head);
+        env_free(&m);
+    }
+    /* Swap the content buffer into the job: no copy. */
+    struct buf tmp = j->data;
+    j->data = t->body;
+    t->body = tmp;
+    t->body.max = j->data.max;
+    buf_reset(&t->body);
+    t->spilled += j->data.len;
+    j->w.fn = job_run;
+    j->w.done = job_done;
+    c->busy = true;
+    bufferevent_disable(c->bev, EV_READ);
+    workq_submit(c->d->wq, &j->w);
+}
+
+static void conn_free(struct conn *c)
+{
+    struct smtpd *d = c->d;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        d->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    d->nconns--;
+    if (!c->trusted)
+        ip_add(d, c->srv.client_addr, -1);
+    if (c->greet_timer)
+        event_free(c->greet_timer);
+    if (c->bev)
+        bufferevent_free(c->bev);
+    srv_free(&c->srv);
+    if (c->job) {
+        buf_free(&c->job->head);
+        buf_free(&c->job->data);
+        free(c->job);
+    }
+    free(c);
+}
+
+/* Discard an unfinished spool file of this connection without blocking the loop. */
+static void discard_async(struct conn *c, const char *id)
+{
+    if (c->spool_fd == -1)
+        return;
+    struct cjob *j = xcalloc(1, sizeof *j);
+    j->kind = CJ_DISCARD;
+    j->sp = c->d->sp;
+    j->fd = c->spool_fd;
+    str_copy(j->id, sizeof j->id, id);
+    buf_init(&j->head, 0);
+    buf_init(&j->data, 0);
+    j->w.fn = job_run;
+    j->w.done = job_done;
+    c->spool_fd = -1;
+    workq_submit(c->d->wq, &j->w);
+}
+
+static void job_done(struct workq_job *w)
+{
+    struct cjob *j = (struct cjob *)w;
+    if (j->kind == CJ_DISCARD) {
+        buf_free(&j->head);
+        buf_free(&j->data);
+        free(j);
+        return;
+    }
+    struct conn *c = j->c;
+    struct smtpd *d = c->d;
+    c->busy = false;
+    buf_reset(&j->data);
+    if (c->dead) {
+        /* The client went away: a spill's file is dropped; a commit stands (the client
+         * may send it again: the usual at-least-once duplicate). */
+        if (j->kind == CJ_SPILL && j->result == 0)
+            spool_discard(d->sp, j->id, j->fd);
+        if (j->kind == CJ_COMMIT && j->result == 0) {
+            struct env_msg m;
+            tx_envelope(&c->srv, &m);
+            log_info("%s received from=<%s> nrcpt=%zu client=[%s] sid=%x (client gone)",
+                m.id, m.sender, m.nrcpt, c->srv.client_addr, c->sid);
+            qmgr_add(d->qm, &m);
+        }
+        conn_free(c);
+        return;
+    }
+    struct srv_out out = { &d->replies, SRV_ACT_NONE };
+    if (j->kind == CJ_SPILL) {
+        if (j->result != 0) {
+            /* Could not store: answer at the end of content; keep reading to resync. */
+            log_warnx("%s spool write failed: %s", j->id, strerror(j->result));
+            c->spool_fd = -1;
+            c->srv.tx->dr.flags |= DATA_F_OVERSIZE;
+        } else {
+            c->spool_fd = j->fd;
+        }
+    } else {
+        c->spool_fd = -1;
+        struct env_msg m;
+        int res = SRV_COMMIT_OK;
+        if (j->result == 0) {
+            tx_envelope(&c->srv, &m);
+            log_info("%s received from=<%s> size=%llu nrcpt=%zu client=[%s] sid=%x proto=%s",
+                m.id, m.sender, c->srv.tx->dr.size, m.nrcpt, c->srv.client_addr, c->sid,
+                c->srv.esmtp ? "ESMTP" : "SMTP");
+        } else {
+            res = (j->result == ENOSPC || j->result == EDQUOT) ? SRV_COMMIT_NOSPACE :
+                SRV_COMMIT_FAIL;
+            log_warnx("%s not queued: %s client=[%s]", j->id, strerror(j->result),
+                c->srv.client_addr);
+        }
+        srv_commit_done(&c->srv, res, &out);
+        conn_send(c, &out);
+        if (j->result == 0)
+            qmgr_add(d->qm, &m);
+    }
+    if (!c->closing)
+        bufferevent_enable(c->bev, EV_READ);
+    conn_process(c);
+}
+
+/* ---- input ---- */
+
+static bool handle_out(struct conn *c, struct srv_out *out)
+{
+    conn_send(c, out);
+    switch (out->act) {
+    case SRV_ACT_CLOSE:
+        conn_close(c);
+        return false;
+    case SRV_ACT_COMMIT:
+        conn_submit(c, CJ_COMMIT);
+        return false;
+    case SRV_ACT_ABORT:
+        discard_async(c, c->srv.tx ? c->srv.tx->id : "");
+        break;
+    case SRV_ACT_NONE:
+        break;
+    }
+    out->act = SRV_ACT_NONE;
+    return true;
+}
+
+static void conn_process(struct conn *c)
+{
+    struct smtpd *d = c->d;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct srv_out out = { &d->replies, SRV_ACT_NONE };
+    while (!c->closing && !c->busy) {
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) > OUT_MAX) {
+            /* The client is not reading its replies: wait until it does. */
+            bufferevent_disable(c->bev, EV_READ);
+            bufferevent_setwatermark(c->bev, EV_WRITE, OUT_MAX / 2, 0);
+            return;
+        }
+        enum srv_input mode = srv_input_mode(&c->srv);
+        size_t len = evbuffer_get_length(in);
+        if (mode == SRV_IN_LINE) {
+            if (len == 0)
+                break;
+            struct evbuffer_ptr p = evbuffer_search(in, "\n", 1, NULL);
+            if (c->discarding) {
+                if (p.pos == -1) {
+                    evbuffer_drain(in, len);
+                    break;
+                }
+                evbuffer_drain(in, (size_t)p.pos + 1);
+                c->discarding = false;
+                continue;
+            }
+            if (p.pos == -1) {
+                if (len <= LINE_CAP)
+                    break;      /* wait for the rest of the line */
+                evbuffer_drain(in, len);
+                c->discarding = true;
+                srv_line_too_long(&c->srv, &out);
+            } else if ((size_t)p.pos + 1 > LINE_CAP) {
+                evbuffer_drain(in, (size_t)p.pos + 1);
+                srv_line_too_long(&c->srv, &out);
+            } else {
+                size_t ll = (size_t)p.pos;
+                const char *line = (const char *)evbuffer_pullup(in, (ssize_t)ll + 1);
+                if (ll > 0 && line[ll - 1] == '\r')
+                    srv_feed_line(&c->srv, line, ll - 1, &out);
+                else
+                    srv_bare_lf(&c->srv, &out);
+                evbuffer_drain(in, ll + 1);
+            }
+        } else if (mode == SRV_IN_DATA || mode == SRV_IN_BDAT) {
+            if (len == 0)
+                break;
+            struct evbuffer_iovec v;
+            if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+                break;
+            size_t used = srv_feed_data(&c->srv, v.iov_base, v.iov_len, &out);
+            evbuffer_drain(in, used);
+            if (out.act == SRV_ACT_NONE && c->srv.tx && c->srv.tx->body.len >= SPILL_AT &&
+                srv_input_mode(&c->srv) != SRV_IN_LINE) {
+                conn_send(c, &out);
+                conn_submit(c, CJ_SPILL);
+                return;
+            }
+        } else {
+            break;
+        }
+        if (!handle_out(c, &out))
+            return;
+    }
+    if (!c->closing)
+        set_timeout(c);
+    if (c->eof && !c->busy && !c->closing) {
+        /* The client half-closed: answer what it sent, then close. */
+        conn_close(c);
+    }
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    struct conn *c = arg;
+    if (!c->greeted) {
+        /* Talked before the greeting: not a real SMTP client (RFC 5321 4.3.1). */
+        struct srv_out out = { &c->d->replies, SRV_ACT_NONE };
+        buf_printf(out.replies, "554 5.5.0 %s Error: talking before the greeting\r\n",
+            c->d->conf->hostname);
+        conn_send(c, &out);
+        log_info("sid=%x client=[%s] rejected: talked before the greeting", c->sid,
+            c->srv.client_addr);
+        evbuffer_drain(bufferevent_get_input(c->bev),
+            evbuffer_get_length(bufferevent_get_input(c->bev)));
+        conn_close(c);
+        return;
+    }
+    conn_process(c);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    if (c->closing) {
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 && !c->busy)
+            conn_free(c);
+        return;
+    }
+    /* Replies drained below the mark: read again. */
+    bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+    if (!c->busy) {
+        bufferevent_enable(bev, EV_READ);
+        conn_process(c);
+    }
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct conn *c = arg;
+    if (what & BEV_EVENT_TIMEOUT) {
+        struct srv_out out = { &c->d->replies, SRV_ACT_NONE };
+        if (what & BEV_EVENT_WRITING) {
+            /* The client stopped reading: nothing more can be said. */
+            c->closing = true;
+            c->dead = c->busy;
+            if (!c->busy)
+                conn_free(c);
+            return;
+        }
+        log_info("sid=%x client=[%s] timeout in state %d", c->sid, c->srv.client_addr,
+            (int)c->srv.state);
+        srv_timeout(&c->srv, &out);
+        conn_send(c, &out);
+        conn_close(c);
+        return;
+    }
+    if (what & BEV_EVENT_EOF) {
+        c->eof = true;
+        if (!c->closing && !c->busy) {
+            conn_process(c);
+            return;
+        }
+    }
+    /* Error or reset: drop the connection; an unfinished message is never acknowledged. */
+    if (c->busy) {
+        c->dead = true;
+        c->closing = true;
+        bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+        return;
+    }
+    if (c->srv.tx)
+        discard_async(c, c->srv.tx->id);
+    conn_free(c);
+}
+
+/* Flush the replies, then free the connection. */
+static void conn_close(struct conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    bufferevent_disable(c->bev, EV_READ);
+    if (c->srv.tx && c->spool_fd != -1)
+        discard_async(c, c->srv.tx->id);
+    /* Nothing more will be read: a half-close lets the client see our last reply. */
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        if (c->busy)
+            c->dead = true;
+        else
+            conn_free(c);
+        return;
+    }
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    bufferevent_enable(c->bev, EV_WRITE);
+}
+
+static void greet(struct conn *c)
+{
+    struct srv_out out = { &c->d->replies, SRV_ACT_NONE };
+    c->greeted = true;
+    srv_greet(&c->srv, &out);
+    conn_send(c, &out);
+    set_timeout(c);
+}
+
+static void on_greet_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct conn *c = arg;
+    event_free(c->greet_timer);
+    c->greet_timer = NULL;
+    if (!c->closing)
+        greet(c);
+}
+
+static void addr_text(const struct sockaddr *sa, char *out, size_t osz)
+{
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const void *)sa;
+        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+            inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], out, (socklen_t)osz);
+        else
+            inet_ntop(AF_INET6, &s6->sin6_addr, out, (socklen_t)osz);
+    } else if (sa->sa_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+            (socklen_t)osz);
+    } else {
+        str_copy(out, osz, "unknown");
+    }
+}
+
+static void refuse(evutil_socket_t fd, const char *msg)
+{
+    ssize_t w = send(fd, msg, strlen(msg), MSG_DONTWAIT | MSG_NOSIGNAL);
+    (void)w;
+    close(fd);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+    (void)l;
+    (void)salen;
+    struct smtpd *d = arg;
+    const struct conf *cf = d->conf;
+    char ip[64];
+    addr_text(sa, ip, sizeof ip);
+    char msg[300];
+    if (d->shutting_down) {
+        snprintf(msg, sizeof msg, "421 4.3.2 %s Service shutting down\r\n", cf->hostname);
+        refuse(fd, msg);
+        return;
+    }
+    if (d->nconns >= cf->max_connections) {
+        snprintf(msg, sizeof msg, "421 4.7.0 %s Error: too many connections\r\n",
+            cf->hostname);
+        log_info("client=[%s] refused: %zu connections (max_connections)", ip, d->nconns);
+        refuse(fd, msg);
+        return;
+    }
+    bool trusted = cidr_list_match(&cf->trusted_networks, sa);
+    if (!trusted && cf->max_connections_per_ip > 0 &&
+        ip_add(d, ip, 0) >= cf->max_connections_per_ip) {
+        snprintf(msg, sizeof msg, "421 4.7.0 %s Error: too many connections from %s\r\n",
+            cf->hostname, ip);
+        log_info("client=[%s] refused: too many connections from this address", ip);
+        refuse(fd, msg);
+        return;
+    }
+    struct conn *c = xcalloc(1, sizeof *c);
+    c->d = d;
+    c->spool_fd = -1;
+    c->sid = ++d->next_sid;
+    c->trusted = trusted;
+    c->last_mode = SRV_IN_NONE;
+    bool relay = cidr_list_match(&cf->relay_networks, sa);
+    srv_init(&c->srv, cf, &srv_env, ip, relay);
+    if (!trusted)
+        ip_add(d, ip, 1);
+    c->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->next = d->conns;
+    if (d->conns)
+        d->conns->prev = c;
+    d->conns = c;
+    d->nconns++;
+    if (c->bev == NULL) {
+        close(fd);
+        conn_free(c);
+        return;
+    }
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, 64 * 1024);
+    bufferevent_enable(c->bev, EV_READ);
+    log_debug("sid=%x connect from [%s]%s%s", c->sid, ip, trusted ? " trusted" : "",
+        relay ? " relay" : "");
+    /* A client that spoke before we even accepted it is an early talker too. */
+    char peek;
+    if (recv(fd, &peek, 1, MSG_PEEK | MSG_DONTWAIT) == 1) {
+        on_read(c->bev, c);
+        return;
+    }
+    if (!trusted && cf->greet_pause_ms > 0) {
+        struct timeval tv = { cf->greet_pause_ms / 1000, (cf->greet_pause_ms % 1000) * 1000 };
+        c->greet_timer = evtimer_new(d->base, on_greet_timer, c);
+        evtimer_add(c->greet_timer, &tv);
+        struct timeval rd = { cf->timeout_command, 0 };
+        bufferevent_set_timeouts(c->bev, &rd, NULL);
+        return;
+    }
+    greet(c);
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    (void)l;
+    (void)arg;
+    /* EMFILE and friends: log and carry on; libevent retries on the next event. */
+    log_warn("accept");
+}
+
+struct smtpd *smtpd_new(struct event_base *base, const struct conf *conf, struct spool *sp,
+    struct workq *wq, struct qmgr *qm)
+{
+    struct smtpd *d = xcalloc(1, sizeof *d);
+    d->base = base;
+    d->conf = conf;
+    d->sp = sp;
+    d->wq = wq;
+    d->qm = qm;
+    buf_init(&d->replies, 0);
+    for (size_t i = 0; i < conf->nlisten; i++) {
+        const struct conf_listen *cl = &conf->listen[i];
+        struct sockaddr_storage ss;
+        socklen_t sl;
+        memset(&ss, 0, sizeof ss);
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+        if (inet_pton(AF_INET, cl->host, &s4->sin_addr) == 1) {
+            s4->sin_family = AF_INET;
+            s4->sin_port = htons((uint16_t)cl->port);
+            sl = sizeof *s4;
+        } else if (inet_pton(AF_INET6, cl->host, &s6->sin6_addr) == 1) {
+            s6->sin6_family = AF_INET6;
+            s6->sin6_port = htons((uint16_t)cl->port);
+            sl = sizeof *s6;
+        } else {
+            log_fatalx("listen: bad address %s", cl->host);
+        }
+        d->ls[i] = evconnlistener_new_bind(base, on_accept, d,
+            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 4096,
+            (struct sockaddr *)&ss, (int)sl);
+        if (d->ls[i] == NULL)
+            log_fatal("cannot listen on %s port %d", cl->host, cl->port);
+        evconnlistener_set_error_cb(d->ls[i], on_accept_error);
+        d->nls++;
+        log_info("listening on %s%s%s:%d", strchr(cl->host, ':') ? "[" : "", cl->host,
+            strchr(cl->host, ':') ? "]" : "", cl->port);
+    }
+    return d;
+}
+
+void smtpd_shutdown(struct smtpd *d)
+{
+    d->shutting_down = true;
+    for (size_t i = 0; i < d->nls; i++) {
+        evconnlistener_free(d->ls[i]);
+        d->ls[i] = NULL;
+    }
+    d->nls = 0;
+    struct conn *c = d->conns, *next;
+    for (; c; c = next) {
+        next = c->next;
+        if (c->closing)
+            continue;
+        if (c->busy) {
+            /* A commit in flight finishes and answers; then the session closes. */
+            c->eof = true;
+            continue;
+        }
+        struct srv_out out = { &d->replies, SRV_ACT_NONE };
+        srv_shutdown(&c->srv, &out);
+        conn_send(c, &out);
+        conn_close(c);
+    }
+}
+
+size_t smtpd_sessions(const struct smtpd *d)
+{
+    return d->nconns;
+}
+
+void smtpd_free(struct smtpd *d)
+{
+    if (d == NULL)
+        return;
+    for (size_t i = 0; i < d->nls; i++)
+        evconnlistener_free(d->ls[i]);
+    while (d->conns) {
+        struct conn *c = d->conns;
+        if (c->busy) {
+            /* workq_free() ran the completion already; nothing should be busy here */
+            c->busy = false;
+        }
+        conn_free(c);
+    }
+    for (size_t i = 0; i < IPTAB_SIZE; i++) {
+        while (d->iptab[i]) {
+            struct ipcount *e = d->iptab[i];
+            d->iptab[i] = e->next;
+            free(e);
+        }
+    }
+    buf_free(&d->replies);
+    free(d);
+}

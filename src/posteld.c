@@ -1,0 +1,155 @@
+/*
+ * posteld.c - the postel daemon: one process, one event loop.
+ *
+ * Usage: posteld [-f config] [-n] [-v]
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "conf/conf.h"
+#include "net/smtpd.h"
+#include "queue/qmgr.h"
+#include "queue/spool.h"
+#include "util/fsx.h"
+#include "util/log.h"
+#include "util/workq.h"
+
+struct daemon {
+    struct event_base *base;
+    struct smtpd *smtpd;
+    struct qmgr *qmgr;
+    struct event *stop_check;
+    int stop_ticks;
+};
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: posteld [-f config] [-n] [-d] [-v]\n"
+        "  -f FILE  configuration file (default: the built-in configuration)\n"
+        "  -n       check the configuration, print the effective settings, exit\n"
+        "  -d       stay in the foreground, log to stderr (the default today)\n"
+        "  -v       debug logging\n");
+    exit(64);
+}
+
+static void raise_fd_limit(const struct conf *c)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+        return;
+    rlim_t want = (rlim_t)c->max_connections + 256;
+    if (rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+        log_warn("cannot raise the open-file limit");
+    if (rl.rlim_cur < want)
+        log_warnx("open-file limit %llu is below max_connections %zu",
+            (unsigned long long)rl.rlim_cur, c->max_connections);
+}
+
+static void on_stop_check(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct daemon *dm = arg;
+    /* Give sessions up to 5 s to flush their 421 and finish a commit in flight. */
+    if (smtpd_sessions(dm->smtpd) == 0 || ++dm->stop_ticks > 50)
+        event_base_loopbreak(dm->base);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct daemon *dm = arg;
+    if (dm->stop_check)
+        return;
+    log_info("signal %d: shutting down", (int)sig);
+    smtpd_shutdown(dm->smtpd);
+    dm->stop_check = event_new(dm->base, -1, EV_PERSIST, on_stop_check, dm);
+    struct timeval tv = { 0, 100000 };
+    event_add(dm->stop_check, &tv);
+}
+
+int main(int argc, char **argv)
+{
+    const char *file = NULL;
+    bool check = false, debug = false;
+    int ch;
+    while ((ch = getopt(argc, argv, "f:ndv")) != -1) {
+        switch (ch) {
+        case 'f': file = optarg; break;
+        case 'n': check = true; break;
+        case 'd': break;
+        case 'v': debug = true; break;
+        default: usage();
+        }
+    }
+    if (optind != argc)
+        usage();
+    char err[1024];
+    struct conf *conf = file ? conf_load(file, err, sizeof err) :
+        conf_parse(conf_default_text, strlen(conf_default_text), "(built-in)", err,
+            sizeof err);
+    if (conf == NULL) {
+        fprintf(stderr, "posteld: %s\n", err);
+        return 78;      /* EX_CONFIG */
+    }
+    if (check) {
+        conf_print(conf, stdout);
+        conf_free(conf);
+        return 0;
+    }
+    log_init("posteld", false, debug || conf->log_debug ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit(conf);
+
+    struct spool *sp = spool_open(conf->spool_dir, err, sizeof err);
+    if (sp == NULL)
+        log_fatalx("%s", err);
+    if (fsx_mkdirs(conf->mail_dir, 0700) == -1)
+        log_fatal("cannot create mail_dir %s", conf->mail_dir);
+
+    struct daemon dm = { 0 };
+    if (evthread_use_pthreads() == -1)
+        log_fatalx("libevent: no thread support");
+    dm.base = event_base_new();
+    if (dm.base == NULL)
+        log_fatalx("cannot create the event loop");
+    struct workq *commit_wq = workq_new(dm.base, conf->workers);
+    struct workq *deliver_wq = workq_new(dm.base, conf->workers);
+    dm.qmgr = qmgr_new(dm.base, deliver_wq, sp, conf);
+    size_t n = qmgr_recover(dm.qmgr);
+    dm.smtpd = smtpd_new(dm.base, conf, sp, commit_wq, dm.qmgr);
+    struct event *sigterm = evsignal_new(dm.base, SIGTERM, on_signal, &dm);
+    struct event *sigint = evsignal_new(dm.base, SIGINT, on_signal, &dm);
+    event_add(sigterm, NULL);
+    event_add(sigint, NULL);
+    log_info("postel started: hostname=%s spool=%s mail_dir=%s queued=%zu", conf->hostname,
+        conf->spool_dir, conf->mail_dir, n);
+
+    event_base_dispatch(dm.base);
+
+    workq_free(commit_wq);
+    smtpd_free(dm.smtpd);
+    workq_free(deliver_wq);
+    qmgr_free(dm.qmgr);
+    if (dm.stop_check)
+        event_free(dm.stop_check);
+    event_free(sigterm);
+    event_free(sigint);
+    event_base_free(dm.base);
+    spool_close(sp);
+    fsx_cleanup();
+    conf_free(conf);
+    log_info("postel stopped");
+    return 0;
+}

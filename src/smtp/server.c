@@ -1,0 +1,835 @@
+/*
+ * smtp/server.c - receiver-SMTP session state machine.
+ *
+ * Owns:  command order, the open transaction, reply text.
+ * Never: reads sockets or touches the spool; it returns actions.
+ * Limits: smtp/limits.h (RFC 5321 4.5.3.1), message limits from struct conf.
+ */
+#include "smtp/server.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "conf/conf.h"
+#include "policy/aliases.h"
+#include "smtp/limits.h"
+#include "util/str.h"
+#include "util/xmalloc.h"
+
+/* Content not yet spooled is handed to the spool past this many octets. */
+#define SRV_BODY_CAP (1024 * 1024)
+
+static void srv_set_state(struct smtp_server *s, enum srv_state st)
+{
+    s->state = st;
+}
+
+/*
+ * Append one reply line. enh is the enhanced status code ("2.1.0"), shown only after EHLO
+ * (RFC 2034); cont: a continuation line ("250-").
+ */
+static void __attribute__((format(printf, 5, 6)))
+reply_line(struct smtp_server *s, struct srv_out *out, int code, const char *enh,
+    const char *fmt, ...)
+{
+    struct buf *b = out->replies;
+    bool cont = code < 0;
+    if (cont)
+        code = -code;
+    buf_printf(b, "%03d%c", code, cont ? '-' : ' ');
+    if (enh && s->esmtp)
+        buf_printf(b, "%s ", enh);
+    va_list ap;
+    va_start(ap, fmt);
+    buf_vprintf(b, fmt, ap);
+    va_end(ap);
+    buf_puts(b, "\r\n");
+}
+
+#define reply(s, out, code, enh, ...) reply_line((s), (out), (code), (enh), __VA_ARGS__)
+
+/* A reply string "CODE X.Y.Z text" from the parser, with the enhanced code dropped after HELO. */
+static void reply_raw(struct smtp_server *s, struct srv_out *out, const char *r)
+{
+    if (!s->esmtp && strlen(r) > 4) {
+        const char *sp = strchr(r + 4, ' ');
+        if (sp && r[4] >= '2' && r[4] <= '5' && r[5] == '.') {
+            buf_append(out->replies, r, 4);
+            buf_puts(out->replies, sp + 1);
+            buf_puts(out->replies, "\r\n");
+            return;
+        }
+    }
+    buf_puts(out->replies, r);
+    buf_puts(out->replies, "\r\n");
+}
+
+static void tx_free(struct srv_tx *t)
+{
+    if (t == NULL)
+        return;
+    free(t->sender);
+    free(t->envid);
+    for (size_t i = 0; i < t->nrcpt; i++) {
+        free(t->rcpts[i].addr);
+        free(t->rcpts[i].orcpt);
+    }
+    free(t->rcpts);
+    buf_free(&t->body);
+    free(t);
+}
+
+static void tx_reset(struct smtp_server *s)
+{
+    tx_free(s->tx);
+    s->tx = NULL;
+    if (s->state != SRV_CLOSED)
+        srv_set_state(s, s->helo[0] ? SRV_READY : SRV_INIT);
+}
+
+void srv_init(struct smtp_server *s, const struct conf *conf, const struct srv_env *env,
+    const char *client_addr, bool relay_ok)
+{
+    memset(s, 0, sizeof *s);
+    s->conf = conf;
+    s->env = env;
+    s->relay_ok = relay_ok;
+    str_copy(s->client_addr, sizeof s->client_addr, client_addr);
+    srv_set_state(s, SRV_INIT);
+}
+
+void srv_free(struct smtp_server *s)
+{
+    tx_free(s->tx);
+    s->tx = NULL;
+}
+
+void srv_greet(struct smtp_server *s, struct srv_out *out)
+{
+    reply(s, out, 220, NULL, "%s ESMTP postel", s->conf->hostname);
+}
+
+/* Count an error; past the limit, say 421 and close. */
+static void count_error(struct smtp_server *s, struct srv_out *out)
+{
+    if (++s->errors >= s->conf->max_errors && s->conf->max_errors > 0) {
+        reply(s, out, 421, "4.7.0", "%s Error: too many errors", s->conf->hostname);
+        srv_set_state(s, SRV_CLOSED);
+        out->act = SRV_ACT_CLOSE;
+    }
+}
+
+static void error_reply(struct smtp_server *s, struct srv_out *out, int code, const char *enh,
+    const char *text)
+{
+    reply(s, out, code, enh, "%s", text);
+    count_error(s, out);
+}
+
+static bool arg_empty(const char *arg, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (arg[i] != ' ')
+            return false;
+    return true;
+}
+
+/* ---- HELO / EHLO ---- */
+
+static void do_helo(struct smtp_server *s, const struct smtp_cmd *c, bool ehlo,
+    struct srv_out *out)
+{
+    size_t n = c->arglen;
+    while (n > 0 && c->arg[n - 1] == ' ')
+        n--;
+    if (n == 0 || n > SMTP_DOMAIN_MAX || !smtp_helo_valid(c->arg, n)) {
+        bool was = s->esmtp;
+        s->esmtp = ehlo || was;
+        error_reply(s, out, 501, "5.5.4",
+            ehlo ? "Syntax: EHLO hostname" : "Syntax: HELO hostname");
+        s->esmtp = was;
+        return;
+    }
+    /* EHLO/HELO in the middle of a session resets it (RFC 5321 4.1.4). */
+    tx_reset(s);
+    str_ncopy(s->helo, sizeof s->helo, c->arg, n);
+    s->esmtp = ehlo;
+    srv_set_state(s, SRV_READY);
+    s->errors = 0;
+    if (!ehlo) {
+        reply(s, out, 250, NULL, "%s", s->conf->hostname);
+        return;
+    }
+    reply(s, out, -250, NULL, "%s Hello %s", s->conf->hostname, s->helo);
+    reply(s, out, -250, NULL, "PIPELINING");
+    if (s->conf->message_size_limit)
+        reply(s, out, -250, NULL, "SIZE %llu", s->conf->message_size_limit);
+    else
+        reply(s, out, -250, NULL, "SIZE");
+    reply(s, out, -250, NULL, "8BITMIME");
+    reply(s, out, -250, NULL, "DSN");
+    reply(s, out, -250, NULL, "ENHANCEDSTATUSCODES");
+    reply(s, out, -250, NULL, "SMTPUTF8");
+    reply(s, out, -250, NULL, "CHUNKING");
+    reply(s, out, 250, NULL, "HELP");
+}
+
+/* ---- MAIL ---- */
+
+static void do_mail(struct smtp_server *s, const struct smtp_cmd *c, struct srv_out *out)
+{
+    if (s->state == SRV_INIT) {
+        error_reply(s, out, 503, "5.5.1", "Error: send HELO/EHLO first");
+        return;
+    }
+    if (s->tx != NULL) {
+        error_reply(s, out, 503, "5.5.1", "Error: nested MAIL command");
+        return;
+    }
+    struct smtp_mail_args a;
+    enum smtp_perr e = smtp_parse_mail(c->arg, c->arglen, &a);
+    if (e != SMTP_PERR_OK) {
+        reply_raw(s, out, smtp_perr_reply(e, false));
+        count_error(s, out);
+        return;
+    }
+    bool any_param = a.has_size || a.body != SMTP_BODY_NONE || a.ret != SMTP_RET_NONE ||
+        a.has_envid || a.smtputf8 || a.has_auth;
+    if (!s->esmtp && any_param) {
+        /* Extensions exist only after EHLO (RFC 5321 4.1.1.11). */
+        reply_raw(s, out, smtp_perr_reply(SMTP_PERR_PARAM_UNKNOWN, false));
+        count_error(s, out);
+        return;
+    }
+    if (a.body == SMTP_BODY_BINARYMIME) {
+        error_reply(s, out, 501, "5.5.4", "BODY=BINARYMIME is not supported");
+        return;
+    }
+    if (a.has_auth) {
+        /* AUTH is not offered yet: an AUTH= parameter is an unknown parameter. */
+        reply_raw(s, out, smtp_perr_reply(SMTP_PERR_PARAM_UNKNOWN, false));
+        count_error(s, out);
+        return;
+    }
+    unsigned long long lim = s->conf->message_size_limit;
+    if (a.has_size && lim && a.size > lim) {
+        error_reply(s, out, 552, "5.3.4", "Message size exceeds fixed maximum message size");
+        return;
+    }
+    struct srv_tx *t = xcalloc(1, sizeof *t);
+    t->sender = xstrdup(a.path.null ? "" : a.path.addr);
+    t->declared_size = a.has_size ? a.size : 0;
+    t->body_type = a.body;
+    t->ret = a.ret;
+    t->envid = a.has_envid ? xstrdup(a.envid) : NULL;
+    t->smtputf8 = a.smtputf8;
+    buf_init(&t->body, SRV_BODY_CAP + 64 * 1024);
+    s->tx = t;
+    srv_set_state(s, SRV_MAIL);
+    s->errors = 0;
+    reply(s, out, 250, "2.1.0", "Ok");
+}
+
+/* ---- RCPT ---- */
+
+static bool rcpt_is_local(const struct smtp_server *s, const struct smtp_path *p, bool *known)
+{
+    const struct conf *cf = s->conf;
+    *known = false;
+    if (p->postmaster) {
+        *known = true;
+        return true;
+    }
+    if (!conf_is_local_domain(cf, p->domain))
+        return false;
+    /* Local parts keep their case on the envelope; lookups ignore it, as users expect. */
+    if (strcasecmp(p->local, "postmaster") == 0 || conf_is_local_user(cf, p->local) ||
+        aliases_exists(cf->aliases, p->local))
+        *known = true;
+    return true;
+}
+
+static void do_rcpt(struct smtp_server *s, const struct smtp_cmd *c, struct srv_out *out)
+{
+    if (s->state == SRV_INIT) {
+        error_reply(s, out, 503, "5.5.1", "Error: send HELO/EHLO first");
+        return;
+    }
+    if (s->tx == NULL) {
+        error_reply(s, out, 503, "5.5.1", "Error: need MAIL command");
+        return;
+    }
+    struct srv_tx *t = s->tx;
+    struct smtp_rcpt_args a;
+    enum smtp_perr e = smtp_parse_rcpt(c->arg, c->arglen, t->smtputf8, &a);
+    if (e != SMTP_PERR_OK) {
+        reply_raw(s, out, smtp_perr_reply(e, true));
+        count_error(s, out);
+        return;
+    }
+    if (!s->esmtp && (a.notify || a.has_orcpt)) {
+        reply_raw(s, out, smtp_perr_reply(SMTP_PERR_PARAM_UNKNOWN, true));
+        count_error(s, out);
+        return;
+    }
+    if (t->nrcpt >= s->conf->max_recipients) {
+        /* 452 lets the client send the rest in another transaction (RFC 5321 4.5.3.1.10). */
+        reply(s, out, 452, "4.5.3", "Error: too many recipients");
+        return;
+    }
+    bool known;
+    bool local = rcpt_is_local(s, &a.path, &known);
+    if (local && !known) {
+        char q[SMTP_PATH_MAX * 2];
+        reply(s, out, 550, "5.1.1", "<%s>: Recipient address rejected: User unknown",
+            str_escape(q, sizeof q, a.path.addr, strlen(a.path.addr)));
+        count_error(s, out);
+        return;
+    }
+    if (!local && !s->relay_ok) {
+        char q[SMTP_PATH_MAX * 2];
+        reply(s, out, 554, "5.7.1", "<%s>: Relay access denied",
+            str_escape(q, sizeof q, a.path.addr, strlen(a.path.addr)));
+        count_error(s, out);
+        return;
+    }
+    if (t->nrcpt == t->rcpt_cap) {
+        t->rcpt_cap = t->rcpt_cap ? t->rcpt_cap * 2 : 4;
+        t->rcpts = xreallocarray(t->rcpts, t->rcpt_cap, sizeof *t->rcpts);
+    }
+    struct srv_rcpt *r = &t->rcpts[t->nrcpt++];
+    r->addr = xstrdup(a.path.postmaster ? "postmaster" : a.path.addr);
+    r->local = local;
+    r->notify = a.notify;
+    r->orcpt = NULL;
+    if (a.has_orcpt) {
+        struct buf ob;
+        buf_init(&ob, 0);
+        buf_printf(&ob, "%s;%s", a.orcpt_type, a.orcpt);
+        r->orcpt = xstrdup(buf_cstr(&ob));
+        buf_free(&ob);
+    }
+    srv_set_state(s, SRV_RCPT);
+    s->errors = 0;
+    reply(s, out, 250, "2.1.5", "Ok");
+}
+
+/* ---- DATA and BDAT ---- */
+
+static const char *with_proto(const struct smtp_server *s)
+{
+    if (s->tx && s->tx->smtputf8)
+        return s->tls ? "UTF8SMTPS" : "UTF8SMTP";
+    if (!s->esmtp)
+        return "SMTP";
+    return s->tls ? "ESMTPS" : "ESMTP";
+}
+
+void srv_received(const struct smtp_server *s, struct buf *b)
+{
+    const struct srv_tx *t = s->tx;
+    char date[64];
+    time_t now = s->env->now(s->env->ctx);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+    char helo[SMTP_DOMAIN_MAX * 4 + 1];
+    str_escape(helo, sizeof helo, s->helo, strlen(s->helo));
+    buf_printf(b, "Received: from %s (%s%s%s)\n\tby %s (postel) with %s id %s", helo,
+        strchr(s->client_addr, ':') ? "[IPv6:" : "[", s->client_addr, "]",
+        s->conf->hostname, with_proto(s), t->id);
+    if (t->nrcpt == 1) {
+        char q[SMTP_PATH_MAX * 4];
+        const char *a = t->rcpts[0].addr;
+        if (t->smtputf8)
+            str_copy(q, sizeof q, a);
+        else
+            str_escape(q, sizeof q, a, strlen(a));
+        buf_printf(b, "\n\tfor <%s>", q);
+    }
+    buf_printf(b, ";\n\t%s\n", date);
+}
+
+static void tx_start_content(struct smtp_server *s, enum data_mode mode)
+{
+    struct srv_tx *t = s->tx;
+    s->env->new_id(s->env->ctx, t->id, sizeof t->id);
+    t->arrival = s->env->now(s->env->ctx);
+    data_init(&t->dr, mode, s->conf->message_size_limit ? s->conf->message_size_limit : ~0ULL,
+        s->conf->max_line_length);
+    srv_received(s, &t->body);
+}
+
+static void do_data(struct smtp_server *s, const struct smtp_cmd *c, struct srv_out *out)
+{
+    if (!arg_empty(c->arg, c->arglen)) {
+        error_reply(s, out, 501, "5.5.4", "Syntax: DATA");
+        return;
+    }
+    if (s->state == SRV_INIT) {
+        error_reply(s, out, 503, "5.5.1", "Error: send HELO/EHLO first");
+        return;
+    }
+    if (s->tx == NULL) {
+        error_reply(s, out, 503, "5.5.1", "Error: need MAIL command");
+        return;
+    }
+    if (s->tx->bdat) {
+        error_reply(s, out, 503, "5.5.1", "Error: DATA cannot follow BDAT in one transaction");
+        return;
+    }
+    if (s->tx->nrcpt == 0) {
+        error_reply(s, out, 503, "5.5.1", "Error: need RCPT command");
+        return;
+    }
+    tx_start_content(s, DATA_MODE_DATA);
+    srv_set_state(s, SRV_DATA);
+    reply(s, out, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+}
+
+/* Decide on finished content: reject it, or ask the driver to commit. */
+static void content_done(struct smtp_server *s, struct srv_out *out)
+{
+    struct srv_tx *t = s->tx;
+    unsigned f = t->dr.flags;
+    const char *enh = NULL, *why = NULL;
+    int code = 554;
+    if (f & DATA_F_OVERSIZE) {
+        code = 552;
+        enh = "5.3.4";
+        why = "Error: message exceeds fixed maximum message size";
+    } else if (f & (DATA_F_BARE_LF | DATA_F_BARE_CR)) {
+        enh = "5.6.0";
+        why = "Error: bare CR or LF in message; lines must end with CRLF (RFC 5321 2.3.8)";
+    } else if (f & DATA_F_NUL) {
+        enh = "5.6.0";
+        why = "Error: NUL character in message";
+    } else if (f & DATA_F_LONG_LINE) {
+        enh = "5.6.0";
+        why = "Error: message line longer than the limit (RFC 5322 2.1.1: 998 characters)";
+    }
+    if (why) {
+        bool spilled = t->spilled > 0;
+        reply(s, out, code, enh, "%s", why);
+        tx_reset(s);
+        out->act = spilled ? SRV_ACT_ABORT : SRV_ACT_NONE;
+        count_error(s, out);
+        return;
+    }
+    srv_set_state(s, SRV_COMMIT);
+    out->act = SRV_ACT_COMMIT;
+}
+
+size_t srv_feed_data(struct smtp_server *s, const char *in, size_t n, struct srv_out *out)
+{
+    struct srv_tx *t = s->tx;
+    if (s->state == SRV_DATA) {
+        bool done = false;
+        size_t used = data_feed(&t->dr, in, n, &t->body, &done);
+        if (used == (size_t)-1) {
+            /* The driver spills before the cap; reaching it is a broken invariant. */
+            reply(s, out, 451, "4.3.0", "Error: internal buffer overflow");
+            srv_set_state(s, SRV_CLOSED);
+            out->act = SRV_ACT_CLOSE;
+            return n;
+        }
+        if (done) {
+            data_finish(&t->dr, &t->body);
+            content_done(s, out);
+        }
+        return used;
+    }
+    if (s->state != SRV_BDAT)
+        return 0;
+    size_t take = n;
+    if (take > t->bdat_left)
+        take = (size_t)t->bdat_left;
+    if (t->nrcpt > 0) {
+        bool done = false;
+        if (data_feed(&t->dr, in, take, &t->body, &done) == (size_t)-1) {
+            reply(s, out, 451, "4.3.0", "Error: internal buffer overflow");
+            srv_set_state(s, SRV_CLOSED);
+            out->act = SRV_ACT_CLOSE;
+            return n;
+        }
+    }
+    t->bdat_left -= take;
+    if (t->bdat_left > 0)
+        return take;
+    /* End of chunk. */
+    if (t->nrcpt == 0) {
+        /* A chunk read only to stay in sync after an error. */
+        tx_reset(s);
+        return take;
+    }
+    if (t->dr.flags & DATA_F_OVERSIZE) {
+        content_done(s, out);
+        return take;
+    }
+    if (!t->bdat_last) {
+        srv_set_state(s, SRV_RCPT);
+        reply(s, out, 250, "2.0.0", "Ok: %llu octets received", t->dr.size);
+        return take;
+    }
+    data_finish(&t->dr, &t->body);
+    content_done(s, out);
+    return take;
+}
+
+unsigned long long srv_bdat_left(const struct smtp_server *s)
+{
+    return s->tx ? s->tx->bdat_left : 0;
+}
+
+static void do_bdat(struct smtp_server *s, const struct smtp_cmd *c, struct srv_out *out)
+{
+    /* BDAT size [LAST] */
+    const char *a = c->arg;
+    size_t n = c->arglen, i = 0;
+    while (i < n && a[i] >= '0' && a[i] <= '9')
+        i++;
+    unsigned long long size;
+    bool last = false;
+    if (i == 0 || str_to_u64(a, i, &size) == -1) {
+        error_reply(s, out, 501, "5.5.4", "Syntax: BDAT size [LAST]");
+        return;
+    }
+    size_t j = i;
+    while (j < n && a[j] == ' ')
+        j++;
+    if (j < n) {
+        if (j == i || !str_ieq(a + j, n - j, "LAST")) {
+            error_reply(s, out, 501, "5.5.4", "Syntax: BDAT size [LAST]");
+            return;
+        }
+        last = true;
+    }
+    const char *err = NULL;
+    if (s->state == SRV_INIT)
+        err = "Error: send HELO/EHLO first";
+    else if (!s->esmtp)
+        err = "Error: BDAT requires EHLO";
+    else if (s->tx == NULL)
+        err = "Error: need MAIL command";
+    else if (s->tx->nrcpt == 0)
+        err = "Error: need RCPT command";
+    if (err) {
+        /* The chunk still follows on the wire: read it and throw it away (RFC 3030 2). */
+        error_reply(s, out, 503, "5.5.1", err);
+        if (s->state == SRV_CLOSED)
+            return;
+        /* A failed BDAT ends the transaction (RFC 3030 4.2); a bare tx skips the chunk. */
+        tx_reset(s);
+        s->tx = xcalloc(1, sizeof *s->tx);
+        buf_init(&s->tx->body, 1);
+        s->tx->bdat = true;
+        s->tx->bdat_left = size;
+        if (size == 0) {
+            tx_reset(s);
+            return;
+        }
+        srv_set_state(s, SRV_BDAT);
+        return;
+    }
+    struct srv_tx *t = s->tx;
+    if (!t->bdat) {
+        t->bdat = true;
+        tx_start_content(s, DATA_MODE_BDAT);
+    }
+    t->bdat_left = size;
+    t->bdat_last = last;
+    srv_set_state(s, SRV_BDAT);
+    if (size == 0) {
+        /* An empty chunk ends at once. */
+        srv_feed_data(s, "", 0, out);
+    }
+}
+
+/* ---- VRFY / EXPN / HELP ---- */
+
+/* Extract the mailbox from a VRFY/EXPN argument: "<a@b>", "a@b" or "name". */
+static void lookup_name(const char *arg, size_t n, char *local, size_t lsz, char *domain,
+    size_t dsz)
+{
+    while (n > 0 && arg[n - 1] == ' ')
+        n--;
+    if (n >= 2 && arg[0] == '<' && arg[n - 1] == '>') {
+        arg++;
+        n -= 2;
+    }
+    const char *at = memchr(arg, '@', n);
+    if (at) {
+        str_ncopy(local, lsz, arg, (size_t)(at - arg));
+        str_ncopy(domain, dsz, at + 1, n - (size_t)(at - arg) - 1);
+    } else {
+        str_ncopy(local, lsz, arg, n);
+        domain[0] = '\0';
+    }
+}
+
+static bool name_ok(const char *s)
+{
+    if (*s == '\0')
+        return false;
+    for (; *s; s++)
+        if ((unsigned char)*s <= ' ' || (unsigned char)*s >= 0x7f || *s == '<' || *s == '>')
+            return false;
+    return true;
+}
+
+static void do_vrfy(struct smtp_server *s, const struct smtp_cmd *c, struct srv_out *out)
+{
+    if (arg_empty(c->arg, c->arglen)) {
+        error_reply(s, out, 501, "5.5.4", "Syntax: VRFY address");
+        return;
+    }
+    if (s->conf->vrfy != CONF_LOOKUP_ON) {
+        /* Never reveal who exists (RFC 5321 3.5.3). */
+        reply(s, out, 252, "2.1.5", "Cannot VRFY user, but will accept message and attempt "
+            "delivery");
+        return;
+    }
+    char local[SMTP_LOCAL_MAX * 2 + 1], domain[SMTP_DOMAIN_MAX + 1];
+    lookup_name(c->arg, c->arglen, local, sizeof local, domain, sizeof domain);
+    if (!name_ok(local) || (domain[0] && !name_ok(domain))) {
+        error_reply(s, out, 501, "5.5.4", "Syntax: VRFY address");
+        return;
+    }
+    if (domain[0] && !conf_is_local_domain(s->conf, domain)) {
+        reply(s, out, 252, "2.1.5", "Cannot VRFY non-local address, but will attempt delivery");
+        return;
+    }
+    const char *dom = domain[0] ? domain : s->conf->nlocal_domains ?
+        s->conf->local_domains[0] : s->conf->hostname;
+    if (conf_is_local_user(s->conf, local) || aliases_exists(s->conf->aliases, local) ||
+        strcasecmp(local, "postmaster") == 0) {
+        reply(s, out, 250, "2.1.5", "<%s@%s>", local, dom);
+        return;
+    }
+    reply(s, out, 550, "5.1.1", "<%s@%s>: User unknown", local, dom);
+}
+
+static void do_expn(struct smtp_server *s, const struct smtp_cmd *c, struct srv_out *out)
+{
+    if (s->conf->expn != CONF_LOOKUP_ON) {
+        error_reply(s, out, 502, "5.5.1", "EXPN is disabled");
+        return;
+    }
+    if (arg_empty(c->arg, c->arglen)) {
+        error_reply(s, out, 501, "5.5.4", "Syntax: EXPN name");
+        return;
+    }
+    char local[SMTP_LOCAL_MAX * 2 + 1], domain[SMTP_DOMAIN_MAX + 1];
+    lookup_name(c->arg, c->arglen, local, sizeof local, domain, sizeof domain);
+    if (!name_ok(local) || (domain[0] && !name_ok(domain))) {
+        error_reply(s, out, 501, "5.5.4", "Syntax: EXPN name");
+        return;
+    }
+    if (domain[0] && !conf_is_local_domain(s->conf, domain)) {
+        reply(s, out, 550, "5.1.2", "<%s@%s>: not a local address", local, domain);
+        return;
+    }
+    const char *dom = s->conf->nlocal_domains ? s->conf->local_domains[0] : s->conf->hostname;
+    const char *const *m = aliases_members(s->conf->aliases, local);
+    if (m == NULL) {
+        if (conf_is_local_user(s->conf, local)) {
+            reply(s, out, 250, "2.1.5", "<%s@%s>", local, dom);
+            return;
+        }
+        reply(s, out, 550, "5.1.1", "<%s@%s>: User unknown", local, dom);
+        return;
+    }
+    size_t k = 0;
+    while (m[k])
+        k++;
+    for (size_t i = 0; i < k; i++) {
+        char q[SMTP_PATH_MAX * 2];
+        str_escape(q, sizeof q, m[i], strlen(m[i]));
+        if (strchr(m[i], '@') || m[i][0] == ':')
+            reply(s, out, i + 1 < k ? -250 : 250, "2.1.5", "<%s>", q);
+        else
+            reply(s, out, i + 1 < k ? -250 : 250, "2.1.5", "<%s@%s>", q, dom);
+    }
+    if (k == 0)
+        reply(s, out, 250, "2.1.5", "<%s@%s> (empty list)", local, dom);
+}
+
+static void do_help(struct smtp_server *s, struct srv_out *out)
+{
+    reply(s, out, -214, "2.0.0", "postel; commands:");
+    reply(s, out, -214, "2.0.0", "  HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY EXPN HELP");
+    reply(s, out, -214, "2.0.0", "  Not implemented: SEND SOML SAML TURN (RFC 5321 dropped them)");
+    reply(s, out, 214, "2.0.0", "End of HELP info");
+}
+
+/* ---- dispatch ---- */
+
+void srv_feed_line(struct smtp_server *s, const char *line, size_t len, struct srv_out *out)
+{
+    if (s->state == SRV_CLOSED)
+        return;
+    for (size_t i = 0; i < len; i++) {
+        if (line[i] == '\0' || line[i] == '\r') {
+            error_reply(s, out, 500, "5.5.2", line[i] == '\0' ?
+                "Error: NUL character in command" : "Error: bare CR in command");
+            return;
+        }
+    }
+    struct smtp_cmd c;
+    smtp_parse_cmd(line, len, &c);
+    /* RFC 5321 4.5.3.1.4: 512 octets with CRLF; MAIL and RCPT may carry extension
+     * parameters (RFC 5321 4.1.2), which we allow up to SMTP_CMDLINE_EXT_MAX. */
+    size_t max = (c.verb == SMTP_VERB_MAIL || c.verb == SMTP_VERB_RCPT) ?
+        SMTP_CMDLINE_EXT_MAX : SMTP_CMDLINE_MAX;
+    if (len + 2 > max) {
+        error_reply(s, out, 500, "5.5.2", "Error: line too long");
+        return;
+    }
+    /* Without SMTPUTF8 only ASCII is allowed on command lines (RFC 5321 2.4); the MAIL and
+     * RCPT parsers give the precise 553 5.6.7 for addresses. */
+    if (c.verb != SMTP_VERB_MAIL && c.verb != SMTP_VERB_RCPT &&
+        !(s->tx && s->tx->smtputf8)) {
+        for (size_t i = 0; i < len; i++) {
+            if ((unsigned char)line[i] >= 0x80) {
+                error_reply(s, out, 500, "5.5.2", "Error: 8-bit characters in command");
+                return;
+            }
+        }
+    }
+    switch (c.verb) {
+    case SMTP_VERB_HELO:
+        do_helo(s, &c, false, out);
+        break;
+    case SMTP_VERB_EHLO:
+        do_helo(s, &c, true, out);
+        break;
+    case SMTP_VERB_MAIL:
+        do_mail(s, &c, out);
+        break;
+    case SMTP_VERB_RCPT:
+        do_rcpt(s, &c, out);
+        break;
+    case SMTP_VERB_DATA:
+        do_data(s, &c, out);
+        break;
+    case SMTP_VERB_BDAT:
+        do_bdat(s, &c, out);
+        break;
+    case SMTP_VERB_RSET:
+        if (!arg_empty(c.arg, c.arglen)) {
+            error_reply(s, out, 501, "5.5.4", "Syntax: RSET");
+            break;
+        }
+        tx_reset(s);
+        reply(s, out, 250, "2.0.0", "Ok");
+        break;
+    case SMTP_VERB_NOOP:
+        reply(s, out, 250, "2.0.0", "Ok");
+        break;
+    case SMTP_VERB_QUIT:
+        reply(s, out, 221, "2.0.0", "%s closing connection", s->conf->hostname);
+        tx_reset(s);
+        srv_set_state(s, SRV_CLOSED);
+        out->act = SRV_ACT_CLOSE;
+        break;
+    case SMTP_VERB_VRFY:
+        do_vrfy(s, &c, out);
+        break;
+    case SMTP_VERB_EXPN:
+        do_expn(s, &c, out);
+        break;
+    case SMTP_VERB_HELP:
+        do_help(s, out);
+        break;
+    case SMTP_VERB_SEND:
+    case SMTP_VERB_SOML:
+    case SMTP_VERB_SAML:
+    case SMTP_VERB_TURN:
+        /* RFC 821 verbs that RFC 5321 dropped; TURN is unsafe over TCP (RFC 2821 4.1.1.10). */
+        error_reply(s, out, 502, "5.5.1", "Error: command not implemented");
+        break;
+    case SMTP_VERB_STARTTLS:
+    case SMTP_VERB_AUTH:
+    case SMTP_VERB_ETRN:
+        error_reply(s, out, 502, "5.5.1", "Error: command not implemented");
+        break;
+    case SMTP_VERB_HTTP:
+        reply(s, out, 421, "4.7.0", "%s Error: this is an SMTP server, not HTTP",
+            s->conf->hostname);
+        srv_set_state(s, SRV_CLOSED);
+        out->act = SRV_ACT_CLOSE;
+        break;
+    case SMTP_VERB_UNKNOWN:
+    default:
+        error_reply(s, out, 500, "5.5.1", "Error: command not recognized");
+        break;
+    }
+}
+
+void srv_line_too_long(struct smtp_server *s, struct srv_out *out)
+{
+    if (s->state == SRV_CLOSED)
+        return;
+    error_reply(s, out, 500, "5.5.2", "Error: line too long");
+}
+
+void srv_bare_lf(struct smtp_server *s, struct srv_out *out)
+{
+    if (s->state == SRV_CLOSED)
+        return;
+    error_reply(s, out, 500, "5.5.2", "Error: bare LF in command; lines must end with CRLF");
+}
+
+void srv_commit_done(struct smtp_server *s, int result, struct srv_out *out)
+{
+    if (s->state != SRV_COMMIT)
+        return;
+    char id[sizeof s->tx->id];
+    str_copy(id, sizeof id, s->tx->id);
+    tx_reset(s);
+    switch (result) {
+    case SRV_COMMIT_OK:
+        s->errors = 0;
+        reply(s, out, 250, "2.0.0", "Ok: queued as %s", id);
+        break;
+    case SRV_COMMIT_NOSPACE:
+        reply(s, out, 452, "4.3.1", "Error: insufficient system storage");
+        break;
+    default:
+        reply(s, out, 451, "4.3.0", "Error: local error in processing");
+        break;
+    }
+}
+
+void srv_timeout(struct smtp_server *s, struct srv_out *out)
+{
+    reply(s, out, 421, "4.4.2", "%s Error: timeout exceeded", s->conf->hostname);
+    srv_set_state(s, SRV_CLOSED);
+    out->act = SRV_ACT_CLOSE;
+}
+
+void srv_shutdown(struct smtp_server *s, struct srv_out *out)
+{
+    reply(s, out, 421, "4.3.2", "%s Service shutting down, closing connection",
+        s->conf->hostname);
+    srv_set_state(s, SRV_CLOSED);
+    out->act = SRV_ACT_CLOSE;
+}
+
+enum srv_input srv_input_mode(const struct smtp_server *s)
+{
+    switch (s->state) {
+    case SRV_DATA:
+        return SRV_IN_DATA;
+    case SRV_BDAT:
+        return SRV_IN_BDAT;
+    case SRV_COMMIT:
+        return SRV_IN_WAIT;
+    case SRV_CLOSED:
+        return SRV_IN_NONE;
+    default:
+        return SRV_IN_LINE;
+    }
+}

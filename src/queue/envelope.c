@@ -43,6 +43,8 @@ void env_free(struct env_msg *m)
         free(m->rcpts[i].addr);
         free(m->rcpts[i].orcpt);
         free(m->rcpts[i].reason);
+        free(m->rcpts[i].status);
+        free(m->rcpts[i].host);
     }
     free(m->rcpts);
     m->rcpts = NULL;
@@ -244,12 +246,16 @@ int env_status_encode(const struct env_msg *m, struct buf *b)
     static const char st[] = { 'p', 'd', 'f' };
     for (size_t i = 0; i < m->nrcpt; i++) {
         const struct env_rcpt *rc = &m->rcpts[i];
-        r |= buf_printf(b, "st %zu %c %u %lld ", i, st[rc->state], rc->attempts,
-            (long long)rc->next_try);
-        if (rc->reason && rc->reason[0])
-            r |= put_xtext(b, rc->reason);
-        else
-            r |= buf_puts(b, "-");
+        r |= buf_printf(b, "st %zu %c %u %lld %u", i, st[rc->state], rc->attempts,
+            (long long)rc->next_try, rc->delay_notified ? 1u : 0u);
+        const char *f[3] = { rc->status, rc->host, rc->reason };
+        for (int k = 0; k < 3; k++) {
+            r |= buf_puts(b, " ");
+            if (f[k] && f[k][0])
+                r |= put_xtext(b, f[k]);
+            else
+                r |= buf_puts(b, "-");
+        }
         r |= buf_puts(b, "\n");
     }
     return r ? -1 : 0;
@@ -270,13 +276,13 @@ int env_status_decode(const char *p, size_t n, struct env_msg *m, char *err, siz
         const char *line = p + off;
         size_t len = (size_t)(nl - line);
         off += len + 1;
-        const char *w[6];
-        size_t wl[6];
-        unsigned long long idx, att, next;
-        if (split(line, len, w, wl, 6) != 6 || !word_is(w[0], wl[0], "st") ||
+        const char *w[9];
+        size_t wl[9];
+        unsigned long long idx, att, next, flags;
+        if (split(line, len, w, wl, 9) != 9 || !word_is(w[0], wl[0], "st") ||
             get_num(w[1], wl[1], &idx) == -1 || idx >= m->nrcpt || wl[2] != 1 ||
             get_num(w[3], wl[3], &att) == -1 || att > 1000000 ||
-            get_num(w[4], wl[4], &next) == -1) {
+            get_num(w[4], wl[4], &next) == -1 || get_num(w[5], wl[5], &flags) == -1) {
             snprintf(err, errsz, "bad status record");
             return -1;
         }
@@ -291,8 +297,12 @@ int env_status_decode(const char *p, size_t n, struct env_msg *m, char *err, siz
         }
         rc->attempts = (unsigned)att;
         rc->next_try = (time_t)next;
-        free(rc->reason);
-        rc->reason = word_is(w[5], wl[5], "-") ? NULL : get_xtext(w[5], wl[5]);
+        rc->delay_notified = (flags & 1) != 0;
+        char **dst[3] = { &rc->status, &rc->host, &rc->reason };
+        for (int k = 0; k < 3; k++) {
+            free(*dst[k]);
+            *dst[k] = word_is(w[6 + k], wl[6 + k], "-") ? NULL : get_xtext(w[6 + k], wl[6 + k]);
+        }
     }
     return 0;
 }

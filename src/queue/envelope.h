@@ -11,8 +11,10 @@
  *                id ID | arrival UNIXTIME | sender XTEXT | envid XTEXT | ret FULL|HDRS |
  *                body 7BIT|8BITMIME | smtputf8 | helo XTEXT | client XTEXT |
  *                rcpt XTEXT local|remote NOTIFYMASK ORCPT-XTEXT-or-"-"
- * Status file: "postel-status 1\n" then "st INDEX STATE ATTEMPTS NEXT REASON-XTEXT" lines
- *              (STATE: p pending, d delivered, f failed); rewritten atomically.
+ * Status file: "postel-status 1\n" then lines
+ *              "st INDEX STATE ATTEMPTS NEXT FLAGS STATUS HOST REASON" (STATE: p pending,
+ *              d delivered, f failed; FLAGS: a number, 1 = delay notice sent; STATUS,
+ *              HOST and REASON xtext or "-"); rewritten atomically.
  */
 #ifndef POSTEL_QUEUE_ENVELOPE_H
 #define POSTEL_QUEUE_ENVELOPE_H
@@ -34,6 +36,9 @@ struct env_rcpt {
     unsigned attempts;
     time_t next_try;
     char *reason;               /* last error text or NULL */
+    char *status;               /* RFC 3463 code of the last outcome, or NULL */
+    char *host;                 /* the remote host that gave it, or NULL */
+    bool delay_notified;        /* a "delayed" DSN was sent */
 };
 
 struct env_msg {

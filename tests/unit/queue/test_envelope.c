@@ -70,6 +70,9 @@ static void test_roundtrip(void **state)
     d.rcpts[1].attempts = 3;
     d.rcpts[1].next_try = 1767229200;
     d.rcpts[1].reason = xstrdup("451 4.3.0 try later\r\nfake record");
+    d.rcpts[1].status = xstrdup("4.3.0");
+    d.rcpts[1].host = xstrdup("mx.remote.test[192.0.2.9]");
+    d.rcpts[1].delay_notified = true;
     struct buf s;
     buf_init(&s, 0);
     assert_int_equal(env_status_encode(&d, &s), 0);
@@ -83,6 +86,10 @@ static void test_roundtrip(void **state)
     assert_int_equal(e.rcpts[1].attempts, 3);
     assert_int_equal(e.rcpts[1].next_try, 1767229200);
     assert_string_equal(e.rcpts[1].reason, "451 4.3.0 try later\r\nfake record");
+    assert_string_equal(e.rcpts[1].status, "4.3.0");
+    assert_string_equal(e.rcpts[1].host, "mx.remote.test[192.0.2.9]");
+    assert_true(e.rcpts[1].delay_notified);
+    assert_false(e.rcpts[0].delay_notified);
     env_free(&m);
     env_free(&d);
     env_free(&e);
@@ -116,9 +123,9 @@ static void test_rejects(void **state)
     const char *ok = "postel-envelope 1\nid ABC\nsender \nrcpt x@y local 0 -\nend\n";
     assert_int_equal(env_decode(ok, strlen(ok), &d, err, sizeof err), 0);
     assert_string_equal(d.sender, "");
-    const char *st = "postel-status 1\nst 5 d 0 0 -\n";
+    const char *st = "postel-status 1\nst 5 d 0 0 0 - - -\n";
     assert_int_equal(env_status_decode(st, strlen(st), &d, err, sizeof err), -1);
-    st = "postel-status 1\nst 0 x 0 0 -\n";
+    st = "postel-status 1\nst 0 x 0 0 0 - - -\n";
     assert_int_equal(env_status_decode(st, strlen(st), &d, err, sizeof err), -1);
     env_free(&d);
 }

@@ -1,0 +1,646 @@
+/*
+ * deliver/remote.c - outbound SMTP: routing, connections, fallback, concurrency.
+ *
+ * A request (one message, one destination) waits in its destination's queue until a
+ * connection slot is free. A session routes the destination (mx.c), connects to the
+ * addresses in order, and runs the client machine. Recipients that end in a temporary
+ * failure because the host could not be reached, refused service at the greeting or
+ * EHLO, or dropped the connection are tried again at the next address; the others are
+ * final. When the session has sent its message it takes the next request queued for the
+ * same destination over the same connection, and quits when none is waiting.
+ */
+#include "deliver/remote.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "conf/conf.h"
+#include "deliver/mx.h"
+#include "mail/mime.h"
+#include "smtp/reply.h"
+#include "util/log.h"
+#include "util/str.h"
+#include "util/xmalloc.h"
+
+struct dest {
+    char name[300];
+    size_t active;              /* sessions open for it */
+    struct remote_req *head, *tail;     /* waiting */
+    struct dest *next;
+};
+
+struct session {
+    struct remote *rm;
+    struct dest *dest;
+    struct remote_req *req;     /* current message */
+    struct mx_target t[32];
+    size_t nt, ti;              /* targets and the one in use */
+    struct bufferevent *bev;
+    struct smtp_client cli;
+    struct reply_parser rp;
+    struct buf send;
+    /* recipients of req still open, by index into req->msg */
+    size_t *open;
+    size_t nopen;
+    const char **sub_rcpts;     /* the open recipients as a cli_msg for this host */
+    unsigned *sub_notify;
+    const char **sub_orcpt;
+    struct cli_msg sub;
+    bool conn_failed;           /* the current connection failed (try the next address) */
+    bool closing;
+    bool started;
+    struct session *prev, *next;
+};
+
+struct remote {
+    struct event_base *base;
+    struct dns *dns;
+    const struct conf *conf;
+    struct dest *dests;
+    struct session *sessions;
+    size_t nsessions;
+    size_t waiting;
+};
+
+static void session_connect_next(struct session *s);
+static void session_handle(struct session *s, struct cli_out *out);
+static void session_take_next(struct session *s);
+
+struct remote *remote_new(struct event_base *base, struct dns *dns, const struct conf *conf)
+{
+    struct remote *rm = xcalloc(1, sizeof *rm);
+    rm->base = base;
+    rm->dns = dns;
+    rm->conf = conf;
+    return rm;
+}
+
+size_t remote_active(const struct remote *rm)
+{
+    return rm->nsessions;
+}
+
+static struct dest *dest_get(struct remote *rm, const char *name)
+{
+    for (struct dest *d = rm->dests; d; d = d->next)
+        if (strcasecmp(d->name, name) == 0)
+            return d;
+    struct dest *d = xcalloc(1, sizeof *d);
+    str_copy(d->name, sizeof d->name, name);
+    d->next = rm->dests;
+    rm->dests = d;
+    return d;
+}
+
+static void dest_gc(struct remote *rm, struct dest *d)
+{
+    if (d->active || d->head)
+        return;
+    for (struct dest **pp = &rm->dests; *pp; pp = &(*pp)->next) {
+        if (*pp == d) {
+            *pp = d->next;
+            free(d);
+            return;
+        }
+    }
+}
+
+static void trace(struct remote_req *r, const char *dir, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void trace(struct remote_req *r, const char *dir, const char *fmt, ...)
+{
+    if (r == NULL || r->trace == NULL)
+        return;
+    char line[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    r->trace(r->arg, dir, line);
+}
+
+static void target_text(const struct mx_target *t, char *out, size_t osz)
+{
+    char ip[64] = "?";
+    if (t->addr.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)&t->addr)->sin_addr, ip, sizeof ip);
+    else if (t->addr.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&t->addr)->sin6_addr, ip,
+            sizeof ip);
+    snprintf(out, osz, "%s[%s]", t->host, ip);
+}
+
+/* Fill the results of every open recipient with one outcome. */
+static void fail_open(struct session *s, enum cli_rkind kind, const char *status,
+    const char *why)
+{
+    struct remote_req *r = s->req;
+    for (size_t i = 0; i < s->nopen; i++) {
+        struct remote_result *res = &r->res[s->open[i]];
+        res->kind = kind;
+        str_copy(res->status, sizeof res->status, status);
+        str_copy(res->reply, sizeof res->reply, why);
+    }
+    s->nopen = 0;
+}
+
+/* Build the cli_msg of the recipients still open. */
+static void build_sub(struct session *s)
+{
+    struct remote_req *r = s->req;
+    free(s->sub_rcpts);
+    free(s->sub_notify);
+    free(s->sub_orcpt);
+    s->sub_rcpts = xcalloc(s->nopen + 1, sizeof *s->sub_rcpts);
+    s->sub_notify = xcalloc(s->nopen + 1, sizeof *s->sub_notify);
+    s->sub_orcpt = xcalloc(s->nopen + 1, sizeof *s->sub_orcpt);
+    for (size_t i = 0; i < s->nopen; i++) {
+        size_t k = s->open[i];
+        s->sub_rcpts[i] = r->msg.rcpts[k];
+        s->sub_notify[i] = r->msg.notify ? r->msg.notify[k] : 0;
+        s->sub_orcpt[i] = r->msg.orcpt ? r->msg.orcpt[k] : NULL;
+    }
+    s->sub = r->msg;
+    s->sub.rcpts = s->sub_rcpts;
+    s->sub.notify = s->sub_notify;
+    s->sub.orcpt = s->sub_orcpt;
+    s->sub.nrcpt = s->nopen;
+    if (r->conv_state == 1)
+        s->sub.size7bit = r->conv.len;
+}
+
+static void req_begin(struct session *s, struct remote_req *r)
+{
+    s->req = r;
+    free(s->open);
+    s->open = xcalloc(r->msg.nrcpt + 1, sizeof *s->open);
+    s->nopen = r->msg.nrcpt;
+    for (size_t i = 0; i < r->msg.nrcpt; i++) {
+        s->open[i] = i;
+        memset(&r->res[i], 0, sizeof r->res[i]);
+        r->res[i].kind = CLI_R_TEMP;
+        str_copy(r->res[i].status, sizeof r->res[i].status, "4.4.1");
+        str_copy(r->res[i].reply, sizeof r->res[i].reply, "no attempt made");
+    }
+    /* Prepare the 7-bit form once, before any MAIL: a message that cannot be converted
+     * must not reach a server that lacks 8BITMIME. */
+    if (r->conv_state == 0 && r->msg.eightbit) {
+        buf_init(&r->conv, 0);
+        enum mime_result mr = mime_to_7bit(r->content, r->len, &r->conv, r->conv_err,
+            sizeof r->conv_err);
+        r->conv_state = mr == MIME_OK ? 1 : mr == MIME_UNCHANGED ? 2 : -1;
+    }
+    build_sub(s);
+}
+
+static void req_finish(struct session *s)
+{
+    struct remote_req *r = s->req;
+    s->req = NULL;
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->msg.nrcpt; i++) {
+        char q[600];
+        str_escape(q, sizeof q, r->res[i].reply, strlen(r->res[i].reply));
+        trace(r, "info", "<%s>... %s (%s)", r->msg.rcpts[i],
+            r->res[i].kind == CLI_R_OK ? "Sent" : r->res[i].kind == CLI_R_TEMP ?
+            "Deferred" : "Failed", q);
+    }
+    buf_free(&r->conv);
+    r->conv_state = 0;
+    r->done(r);
+}
+
+static void session_free(struct session *s)
+{
+    struct remote *rm = s->rm;
+    if (s->bev)
+        bufferevent_free(s->bev);
+    cli_free(&s->cli);
+    reply_parser_free(&s->rp);
+    buf_free(&s->send);
+    free(s->open);
+    free(s->sub_rcpts);
+    free(s->sub_notify);
+    free(s->sub_orcpt);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        rm->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    rm->nsessions--;
+    struct dest *d = s->dest;
+    d->active--;
+    free(s);
+    dest_gc(rm, d);
+}
+
+/* The connection is gone: decide what the open recipients get, then continue. */
+static void session_closed(struct session *s)
+{
+    if (s->bev) {
+        bufferevent_free(s->bev);
+        s->bev = NULL;
+    }
+    cli_free(&s->cli);
+    reply_parser_free(&s->rp);
+    buf_reset(&s->send);
+    if (s->req && s->nopen > 0 && s->conn_failed && s->ti + 1 < s->nt) {
+        s->ti++;
+        session_connect_next(s);
+        return;
+    }
+    if (s->req)
+        req_finish(s);
+    session_take_next(s);
+}
+
+static void write_body(struct session *s)
+{
+    struct remote_req *r = s->req;
+    const char *p = r->content;
+    size_t n = r->len;
+    if (cli_needs_7bit(&s->cli)) {
+        if (r->conv_state == 1) {
+            p = r->conv.p;
+            n = r->conv.len;
+        } else if (r->conv_state == -1) {
+            /* Abort the transaction by closing without the final dot (RFC 5321 4.1.1.4). */
+            char why[300];
+            snprintf(why, sizeof why, "cannot convert to 7 bit for a host without "
+                "8BITMIME: %s", r->conv_err);
+            fail_open(s, CLI_R_PERM, "5.6.3", why);
+            s->conn_failed = false;
+            session_closed(s);
+            return;
+        }
+    }
+    struct evbuffer *out = bufferevent_get_output(s->bev);
+    const char *end = p + n;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t ll = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        if (ll > 0 && p[0] == '.')
+            evbuffer_add(out, ".", 1);
+        evbuffer_add(out, p, ll);
+        evbuffer_add(out, "\r\n", 2);
+        p += ll + (nl ? 1 : 0);
+    }
+    evbuffer_add(out, ".\r\n", 3);
+    trace(r, ">>>", ".");
+    struct cli_out co = { &s->send, 0 };
+    cli_body_sent(&s->cli, &co);
+    session_handle(s, &co);
+}
+
+static void set_timeouts(struct session *s)
+{
+    unsigned t = cli_timeout(&s->cli);
+    struct timeval tv = { t ? t : 300, 0 };
+    bufferevent_set_timeouts(s->bev, &tv, &tv);
+}
+
+static void session_handle(struct session *s, struct cli_out *out)
+{
+    unsigned acts = out->acts;
+    if (acts & CLI_ACT_MSG_DONE) {
+        size_t n;
+        const struct cli_result *cr = cli_results(&s->cli, &n);
+        char host[300];
+        target_text(&s->t[s->ti], host, sizeof host);
+        size_t still = 0;
+        for (size_t i = 0; i < n && i < s->nopen; i++) {
+            size_t k = s->open[i];
+            struct remote_result *res = &s->req->res[k];
+            bool retry_here = cr[i].kind == CLI_R_TEMP &&
+                (cr[i].when_connecting || s->conn_failed);
+            res->kind = cr[i].kind;
+            str_copy(res->status, sizeof res->status, cr[i].status);
+            str_copy(res->reply, sizeof res->reply, cr[i].reply);
+            str_copy(res->host, sizeof res->host, host);
+            res->dsn_passed = s->cli.ext.dsn;
+            if (retry_here || (cr[i].when_connecting && cr[i].kind == CLI_R_PERM &&
+                s->ti + 1 < s->nt))
+                s->open[still++] = k;
+        }
+        s->nopen = still;
+        if (still > 0)
+            s->conn_failed = true;
+    }
+    if ((acts & CLI_ACT_SEND) && s->send.len) {
+        if (s->req && s->req->trace) {
+            /* one trace line per command */
+            const char *p = s->send.p, *e = p + s->send.len;
+            while (p < e) {
+                const char *crlf = memmem(p, (size_t)(e - p), "\r\n", 2);
+                size_t l = crlf ? (size_t)(crlf - p) : (size_t)(e - p);
+                trace(s->req, ">>>", "%.*s", (int)l, p);
+                p += l + 2;
+            }
+        }
+        bufferevent_write(s->bev, s->send.p, s->send.len);
+        buf_reset(&s->send);
+    }
+    if (acts & CLI_ACT_SEND_BODY) {
+        write_body(s);
+        return;
+    }
+    if (acts & CLI_ACT_READY) {
+        struct cli_out co = { &s->send, 0 };
+        if (s->nopen > 0) {
+            /* Recipients left for another host: this connection is done. */
+            cli_quit(&s->cli, &co);
+            session_handle(s, &co);
+            return;
+        }
+        req_finish(s);
+        struct dest *d = s->dest;
+        if (d->head) {
+            struct remote_req *r = d->head;
+            d->head = r->next;
+            if (d->head == NULL)
+                d->tail = NULL;
+            s->rm->waiting--;
+            req_begin(s, r);
+            trace(r, "info", "reusing the connection to %s", s->t[s->ti].host);
+            cli_next(&s->cli, &s->sub, &co);
+        } else {
+            cli_quit(&s->cli, &co);
+        }
+        session_handle(s, &co);
+        return;
+    }
+    if (acts & CLI_ACT_CLOSE) {
+        if (evbuffer_get_length(bufferevent_get_output(s->bev)) > 0) {
+            s->closing = true;
+            bufferevent_disable(s->bev, EV_READ);
+            return;
+        }
+        session_closed(s);
+        return;
+    }
+    if (s->bev)
+        set_timeouts(s);
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    struct session *s = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    while (s->bev && evbuffer_get_length(in) > 0) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            break;
+        struct smtp_reply r;
+        memset(&r, 0, sizeof r);
+        bool done = false;
+        size_t used = reply_parse(&s->rp, v.iov_base, v.iov_len, &r, &done);
+        struct cli_out co = { &s->send, 0 };
+        if (used == (size_t)-1) {
+            char why[200];
+            snprintf(why, sizeof why, "protocol error from %s: %s", s->t[s->ti].host,
+                s->rp.err);
+            trace(s->req, "info", "%s", why);
+            cli_fail(&s->cli, CLI_FAIL_PROTOCOL, s->rp.err, &co);
+            session_handle(s, &co);
+            return;
+        }
+        evbuffer_drain(in, used);
+        if (!done)
+            continue;
+        if (s->req && s->req->trace) {
+            char line[600];
+            reply_format(&r, line, sizeof line);
+            trace(s->req, "<<<", "%s", line);
+        }
+        cli_reply(&s->cli, &r, &co);
+        reply_free(&r);
+        session_handle(s, &co);
+    }
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    struct session *s = arg;
+    if (s->closing)
+        session_closed(s);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct session *s = arg;
+    struct cli_out co = { &s->send, 0 };
+    if (what & BEV_EVENT_CONNECTED) {
+        char host[300];
+        target_text(&s->t[s->ti], host, sizeof host);
+        trace(s->req, "connect", "Connected to %s", host);
+        set_timeouts(s);
+        return;
+    }
+    if (s->closing) {
+        session_closed(s);
+        return;
+    }
+    enum cli_fail why = CLI_FAIL_CLOSED;
+    const char *detail = "connection closed";
+    char eb[160];
+    if (what & BEV_EVENT_TIMEOUT) {
+        why = s->cli.state == CLI_S_GREETING && !s->started ? CLI_FAIL_CONNECT :
+            CLI_FAIL_TIMEOUT;
+        detail = "timed out";
+    } else if (what & BEV_EVENT_ERROR) {
+        int e = EVUTIL_SOCKET_ERROR();
+        snprintf(eb, sizeof eb, "%s", evutil_socket_error_to_string(e));
+        detail = eb;
+        if (s->cli.state == CLI_S_GREETING)
+            why = CLI_FAIL_CONNECT;
+    }
+    char host[300];
+    target_text(&s->t[s->ti], host, sizeof host);
+    char full[500];
+    snprintf(full, sizeof full, "%s: %s", host, detail);
+    trace(s->req, "info", "%s", full);
+    bool quitting = s->cli.state == CLI_S_QUIT;
+    if (!quitting)
+        s->conn_failed = true;
+    cli_fail(&s->cli, why, full, &co);
+    session_handle(s, &co);
+}
+
+static void session_connect_next(struct session *s)
+{
+    struct remote *rm = s->rm;
+    for (; s->ti < s->nt; s->ti++) {
+        struct mx_target *t = &s->t[s->ti];
+        char host[300];
+        target_text(t, host, sizeof host);
+        trace(s->req, "connect", "Connecting to %s via smtp...", host);
+        s->bev = bufferevent_socket_new(rm->base, -1, BEV_OPT_CLOSE_ON_FREE);
+        if (s->bev == NULL)
+            break;
+        bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
+        struct timeval tv = { rm->conf->connect_timeout, 0 };
+        bufferevent_set_timeouts(s->bev, &tv, &tv);
+        bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+        s->conn_failed = false;
+        s->closing = false;
+        reply_parser_init(&s->rp);
+        cli_init(&s->cli, rm->conf->hostname);
+        build_sub(s);
+        struct cli_out co = { &s->send, 0 };
+        cli_start(&s->cli, &s->sub, &co);
+        if (bufferevent_socket_connect(s->bev, (struct sockaddr *)&t->addr,
+                (int)t->addrlen) == -1) {
+            /* Immediate failure: the event callback may not run; report it here. */
+            bufferevent_free(s->bev);
+            s->bev = NULL;
+            trace(s->req, "info", "%s: connect failed", host);
+            cli_fail(&s->cli, CLI_FAIL_CONNECT, "connect failed", &co);
+            cli_free(&s->cli);
+            reply_parser_free(&s->rp);
+            continue;
+        }
+        return;
+    }
+    /* No address could even be tried. */
+    if (s->req && s->nopen > 0)
+        fail_open(s, CLI_R_TEMP, "4.4.1", "no mail host could be reached");
+    if (s->req)
+        req_finish(s);
+    session_take_next(s);
+}
+
+static void on_route(void *arg, enum mx_status st, const char *code, const char *why,
+    const struct mx_target *t, size_t n)
+{
+    struct session *s = arg;
+    if (st != MX_OK) {
+        trace(s->req, "info", "%s", why);
+        fail_open(s, st == MX_PERM ? CLI_R_PERM : CLI_R_TEMP, code, why);
+        req_finish(s);
+        session_take_next(s);
+        return;
+    }
+    s->nt = n < 32 ? n : 32;
+    memcpy(s->t, t, s->nt * sizeof *t);
+    s->ti = 0;
+    session_connect_next(s);
+}
+
+/* Start routing for the session's destination with its current request. */
+static void session_route(struct session *s)
+{
+    const struct conf *c = s->rm->conf;
+    int port = (int)c->smtp_port;
+    char dest[300];
+    str_copy(dest, sizeof dest, s->dest->name);
+    int no_mx = 0;
+    if (c->relayhost && strcmp(dest, c->relayhost) == 0) {
+        /* relayhost: "host", "[host]" (no MX lookup), each with an optional ":port" */
+        char *colon = strrchr(dest, ':');
+        char *rb = strrchr(dest, ']');
+        if (colon && (rb == NULL || colon > rb)) {
+            port = atoi(colon + 1);
+            *colon = '\0';
+        }
+        no_mx = dest[0] == '[';
+    }
+    trace(s->req, "info", "routing %s", dest);
+    mx_route(s->rm->dns, dest, no_mx, c->hostname, port, on_route, s);
+}
+
+/* After a request: take the next one for this destination (new connection), or end. */
+static void session_take_next(struct session *s)
+{
+    struct dest *d = s->dest;
+    if (d->head) {
+        struct remote_req *r = d->head;
+        d->head = r->next;
+        if (d->head == NULL)
+            d->tail = NULL;
+        s->rm->waiting--;
+        req_begin(s, r);
+        session_route(s);
+        return;
+    }
+    struct remote *rm = s->rm;
+    session_free(s);
+    /* A slot is free: start a destination that was waiting for the total limit. */
+    for (struct dest *w = rm->dests; w && rm->waiting; w = w->next) {
+        if (w->head && w->active < rm->conf->dest_concurrency &&
+            rm->nsessions < rm->conf->remote_concurrency) {
+            struct remote_req *r = w->head;
+            w->head = r->next;
+            if (w->head == NULL)
+                w->tail = NULL;
+            rm->waiting--;
+            remote_send(rm, r);
+            break;
+        }
+    }
+}
+
+void remote_send(struct remote *rm, struct remote_req *req)
+{
+    req->rm = rm;
+    req->next = NULL;
+    struct dest *d = dest_get(rm, req->dest);
+    size_t dlim = rm->conf->dest_concurrency ? rm->conf->dest_concurrency : 1;
+    size_t tlim = rm->conf->remote_concurrency ? rm->conf->remote_concurrency : 1;
+    if (d->active >= dlim || rm->nsessions >= tlim) {
+        if (d->tail)
+            d->tail->next = req;
+        else
+            d->head = req;
+        d->tail = req;
+        rm->waiting++;
+        return;
+    }
+    struct session *s = xcalloc(1, sizeof *s);
+    s->rm = rm;
+    s->dest = d;
+    d->active++;
+    buf_init(&s->send, 0);
+    s->next = rm->sessions;
+    if (rm->sessions)
+        rm->sessions->prev = s;
+    rm->sessions = s;
+    rm->nsessions++;
+    req_begin(s, req);
+    session_route(s);
+}
+
+void remote_free(struct remote *rm)
+{
+    if (rm == NULL)
+        return;
+    while (rm->sessions) {
+        struct session *s = rm->sessions;
+        if (s->req) {
+            fail_open(s, CLI_R_TEMP, "4.3.2", "delivery interrupted by shutdown");
+            req_finish(s);
+        }
+        s->dest->head = NULL;
+        session_free(s);
+    }
+    while (rm->dests) {
+        struct dest *d = rm->dests;
+        rm->dests = d->next;
+        free(d);
+    }
+    free(rm);
+}

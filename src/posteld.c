@@ -15,6 +15,8 @@
 #include <event2/thread.h>
 
 #include "conf/conf.h"
+#include "deliver/mx.h"
+#include "deliver/remote.h"
 #include "net/smtpd.h"
 #include "queue/qmgr.h"
 #include "queue/spool.h"
@@ -126,7 +128,11 @@ int main(int argc, char **argv)
         log_fatalx("cannot create the event loop");
     struct workq *commit_wq = workq_new(dm.base, conf->workers);
     struct workq *deliver_wq = workq_new(dm.base, conf->workers);
-    dm.qmgr = qmgr_new(dm.base, deliver_wq, sp, conf);
+    struct dns *dns = dns_new(dm.base, conf->dns_servers, 5000, err, sizeof err);
+    if (dns == NULL)
+        log_fatalx("%s", err);
+    struct remote *rm = remote_new(dm.base, dns, conf);
+    dm.qmgr = qmgr_new(dm.base, deliver_wq, sp, conf, rm);
     size_t n = qmgr_recover(dm.qmgr);
     dm.smtpd = smtpd_new(dm.base, conf, sp, commit_wq, dm.qmgr);
     struct event *sigterm = evsignal_new(dm.base, SIGTERM, on_signal, &dm);
@@ -140,8 +146,10 @@ int main(int argc, char **argv)
 
     workq_free(commit_wq);
     smtpd_free(dm.smtpd);
+    remote_free(rm);
     workq_free(deliver_wq);
     qmgr_free(dm.qmgr);
+    dns_free(dns);
     if (dm.stop_check)
         event_free(dm.stop_check);
     event_free(sigterm);

@@ -70,6 +70,17 @@ static const struct ckey keys[] = {
     { "retry_min", CT_TIME, OFF(retry_min), "first retry of a deferred delivery" },
     { "retry_max", CT_TIME, OFF(retry_max), "longest retry interval" },
     { "max_queue_lifetime", CT_TIME, OFF(max_queue_lifetime), "then a deferred message bounces" },
+    { "delay_warning_time", CT_TIME, OFF(delay_warning_time),
+        "send a 'delayed' notice after this long; 0: never" },
+    { "relayhost", CT_STR, OFF(relayhost), "smarthost for all remote mail: host, [host], :port" },
+    { "dns_servers", CT_STR, OFF(dns_servers), "resolvers as ip:port,...; empty: resolv.conf" },
+    { "smtp_port", CT_COUNT, OFF(smtp_port), "port of remote mail hosts" },
+    { "connect_timeout", CT_TIME, OFF(connect_timeout), "outbound connect timeout" },
+    { "dest_concurrency", CT_COUNT, OFF(dest_concurrency), "connections per destination" },
+    { "remote_concurrency", CT_COUNT, OFF(remote_concurrency), "outbound connections in total" },
+    { "rcpt_251", CT_BOOL, OFF(rcpt_251), "answer 251 for aliases forwarded off-host" },
+    { "double_bounce", CT_LOOKUP, OFF(double_bounce),
+        "on: undeliverable bounces go to postmaster; off: dropped (logged)" },
     { "log_debug", CT_BOOL, OFF(log_debug), "debug logging" },
 };
 
@@ -102,6 +113,12 @@ static void set_defaults(struct conf *c)
     c->retry_min = 300;
     c->retry_max = 3600;
     c->max_queue_lifetime = 5 * 86400;
+    c->delay_warning_time = 4 * 3600;
+    c->smtp_port = 25;
+    c->connect_timeout = 30;
+    c->dest_concurrency = 20;
+    c->remote_concurrency = 100;
+    c->double_bounce = CONF_LOOKUP_ON;
 }
 
 static void free_list(char **v, size_t n)
@@ -119,6 +136,8 @@ void conf_free(struct conf *c)
     free(c->spool_dir);
     free(c->mail_dir);
     free(c->aliases_file);
+    free(c->relayhost);
+    free(c->dns_servers);
     free_list(c->local_domains, c->nlocal_domains);
     free_list(c->local_users, c->nlocal_users);
     if (c->aliases)
@@ -226,12 +245,13 @@ static int set_key(struct conf *c, const struct ckey *k, char *v, char *err, siz
     size_t nw;
     switch (k->type) {
     case CT_STR:
-        if (*v == '\0') {
+        if (*v == '\0' && k->off != OFF(relayhost) && k->off != OFF(dns_servers) &&
+            k->off != OFF(aliases_file)) {
             snprintf(err, errsz, "%s needs a value", k->name);
             return -1;
         }
         free(*(char **)p);
-        *(char **)p = xstrdup(v);
+        *(char **)p = *v ? xstrdup(v) : NULL;
         return 0;
     case CT_LISTEN:
         nw = split_words(v, words, CONF_MAX_LISTEN);
@@ -292,9 +312,14 @@ static int set_key(struct conf *c, const struct ckey *k, char *v, char *err, siz
             snprintf(err, errsz, "%s: bad number '%s'", k->name, v);
             return -1;
         }
-        if (k->off == OFF(workers) && (n < 1 || n > 256)) {
-            snprintf(err, errsz, "workers: must be 1 to 256");
-            return -1;
+        if (k->off == OFF(workers)) {
+            /* the one unsigned count: a size_t store would overwrite retry_min */
+            if (n < 1 || n > 256) {
+                snprintf(err, errsz, "workers: must be 1 to 256");
+                return -1;
+            }
+            *(unsigned *)p = (unsigned)n;
+            return 0;
         }
         *(size_t *)p = (size_t)n;
         return 0;
@@ -509,7 +534,10 @@ void conf_print(const struct conf *c, FILE *f)
             fprintf(f, " %llu", *(const unsigned long long *)p);
             break;
         case CT_COUNT:
-            fprintf(f, " %zu", *(const size_t *)p);
+            if (k->off == OFF(workers))
+                fprintf(f, " %u", *(const unsigned *)p);
+            else
+                fprintf(f, " %zu", *(const size_t *)p);
             break;
         case CT_TIME:
             fputc(' ', f);

@@ -56,6 +56,15 @@ struct conf {
     unsigned retry_min;                 /* seconds: first retry of a deferred delivery */
     unsigned retry_max;                 /* seconds: back-off ceiling */
     unsigned max_queue_lifetime;        /* seconds before a deferred message bounces */
+    unsigned delay_warning_time;        /* seconds before a "delayed" DSN; 0: never */
+    char *relayhost;                    /* smarthost "host", "[host]" or "[host]:port"; NULL */
+    char *dns_servers;                  /* "127.0.0.1:5353,..."; NULL: /etc/resolv.conf */
+    size_t smtp_port;                   /* port of remote MX hosts */
+    unsigned connect_timeout;           /* seconds */
+    size_t dest_concurrency;            /* connections per destination */
+    size_t remote_concurrency;          /* outbound connections in total */
+    bool rcpt_251;                      /* answer 251 for forwarded aliases (RFC 821 style) */
+    enum conf_lookup double_bounce;     /* undeliverable bounces: on: to postmaster; off: drop */
     bool log_debug;
 };
 

@@ -290,11 +290,14 @@ static void conn_free(struct conn *c)
     free(c);
 }
 
-/* Discard an unfinished spool file of this connection without blocking the loop. */
-static void discard_async(struct conn *c, const char *id)
+/* Discard an unfinished spool file of this connection without blocking the loop. The file
+ * was made by this connection's last spill job, whose id names it (the session may have
+ * dropped its transaction already when it rejected the content). */
+static void discard_async(struct conn *c)
 {
-    if (c->spool_fd == -1)
+    if (c->spool_fd == -1 || c->job == NULL)
         return;
+    const char *id = c->job->id;
     struct cjob *j = xcalloc(1, sizeof *j);
     j->kind = CJ_DISCARD;
     j->sp = c->d->sp;
@@ -339,10 +342,12 @@ static void job_done(struct workq_job *w)
     struct srv_out out = { &d->replies, SRV_ACT_NONE };
     if (j->kind == CJ_SPILL) {
         if (j->result != 0) {
-            /* Could not store: answer at the end of content; keep reading to resync. */
+            /* Could not store: answer at the end of content; keep reading to resync.
+             * OVERSIZE stops buffering the rest; store_failed makes the reply 452. */
             log_warnx("%s spool write failed: %s", j->id, strerror(j->result));
             c->spool_fd = -1;
             c->srv.tx->dr.flags |= DATA_F_OVERSIZE;
+            c->srv.tx->store_failed = true;
         } else {
             c->spool_fd = j->fd;
         }
@@ -384,7 +389,7 @@ static bool handle_out(struct conn *c, struct srv_out *out)
         conn_submit(c, CJ_COMMIT);
         return false;
     case SRV_ACT_ABORT:
-        discard_async(c, c->srv.tx ? c->srv.tx->id : "");
+        discard_async(c);
         break;
     case SRV_ACT_NONE:
         break;
@@ -538,7 +543,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (c->srv.tx)
-        discard_async(c, c->srv.tx->id);
+        discard_async(c);
     conn_free(c);
 }
 
@@ -550,7 +555,7 @@ static void conn_close(struct conn *c)
     c->closing = true;
     bufferevent_disable(c->bev, EV_READ);
     if (c->srv.tx && c->spool_fd != -1)
-        discard_async(c, c->srv.tx->id);
+        discard_async(c);
     /* Nothing more will be read: a half-close lets the client see our last reply. */
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
         if (c->busy)
@@ -663,9 +668,11 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     bufferevent_enable(c->bev, EV_READ);
     log_debug("sid=%x connect from [%s]%s%s", c->sid, ip, trusted ? " trusted" : "",
         relay ? " relay" : "");
-    /* A client that spoke before we even accepted it is an early talker too. */
+    /* A client that spoke before we even accepted it is an early talker too (untrusted
+     * clients only, like the greet pause: a trusted one is greeted at once, and whether its
+     * first bytes beat accept() must not decide its fate). */
     char peek;
-    if (recv(fd, &peek, 1, MSG_PEEK | MSG_DONTWAIT) == 1) {
+    if (!trusted && recv(fd, &peek, 1, MSG_PEEK | MSG_DONTWAIT) == 1) {
         on_read(c->bev, c);
         return;
     }

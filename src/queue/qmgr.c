@@ -1,11 +1,15 @@
 /*
  * queue/qmgr.c - queue manager.
  *
- * A message is delivered by one job on a worker thread: it reads the queue file, expands
- * the local recipients through the aliases (one copy per mailbox), writes each Maildir,
- * then records the outcome: the queue file is removed when every recipient is final,
- * otherwise the status file is rewritten and a retry timer set. A crash between a Maildir
- * write and that record re-delivers on restart: the one documented duplicate.
+ * A message is delivered in rounds. A round starts on a worker: the queue file is read and
+ * the local recipients that are due are delivered (deliver/local.c). Back on the loop, the
+ * remote recipients that are due are grouped by destination (the relayhost, or the
+ * recipient's domain), at most SEND_BATCH to a transaction, and handed to the remote agent.
+ * When every group has its results, a last worker step applies expiry, queues the reports
+ * the sender asked for (failed, delayed, success) and records the outcome: the queue file
+ * is removed when every recipient is final, otherwise the status file is rewritten and a
+ * retry timer set. A crash between a delivery and that record delivers again on restart:
+ * the one documented duplicate.
  */
 #include "queue/qmgr.h"
 
@@ -19,13 +23,33 @@
 #include <event2/event.h>
 
 #include "conf/conf.h"
-#include "deliver/maildir.h"
-#include "policy/aliases.h"
+#include "deliver/local.h"
+#include "deliver/remote.h"
+#include "mail/mime.h"
+#include "queue/notify.h"
 #include "queue/spool.h"
+#include "smtp/parse.h"
+#include "util/buf.h"
 #include "util/log.h"
 #include "util/str.h"
 #include "util/workq.h"
 #include "util/xmalloc.h"
+
+/* Recipients in one outbound transaction (RFC 5321 4.5.3.1.8 promises 100). */
+#define SEND_BATCH 100
+
+struct qmsg;
+
+/* One transaction's worth of remote recipients. */
+struct rgroup {
+    struct remote_req req;
+    struct qmsg *m;
+    size_t *idx;                /* recipient indices in m->env */
+    const char **rcpts;
+    unsigned *notify;
+    const char **orcpt;
+    struct remote_result *res;
+};
 
 struct qmsg {
     struct env_msg env;
@@ -34,6 +58,12 @@ struct qmsg {
     struct event *timer;
     bool busy;
     bool finished;              /* every recipient final: file removed */
+    bool load_failed;
+    struct buf content;         /* during a round */
+    int *act;                   /* per recipient: the report due this round, or NOTIFY_NONE */
+    size_t remote_out;          /* groups still out */
+    struct env_msg *created;    /* messages queued by the round (forward, reports) */
+    size_t ncreated;
     struct qmsg *prev, *next;
 };
 
@@ -42,18 +72,23 @@ struct qmgr {
     struct workq *wq;
     struct spool *sp;
     const struct conf *conf;
+    struct remote *rm;
     struct qmsg *head;
     size_t count, busy;
 };
 
+static void schedule(struct qmsg *m);
+static void round_finish(struct qmsg *m);
+
 struct qmgr *qmgr_new(struct event_base *base, struct workq *wq, struct spool *sp,
-    const struct conf *conf)
+    const struct conf *conf, struct remote *rm)
 {
     struct qmgr *q = xcalloc(1, sizeof *q);
     q->base = base;
     q->wq = wq;
     q->sp = sp;
     q->conf = conf;
+    q->rm = rm;
     return q;
 }
 
@@ -70,6 +105,11 @@ static void qmsg_free(struct qmsg *m)
     if (m->timer)
         event_free(m->timer);
     env_free(&m->env);
+    buf_free(&m->content);
+    free(m->act);
+    for (size_t i = 0; i < m->ncreated; i++)
+        env_free(&m->created[i]);
+    free(m->created);
     free(m);
 }
 
@@ -83,48 +123,52 @@ static unsigned backoff(const struct conf *c, unsigned attempts)
     return (unsigned)d;
 }
 
-struct lctx {
-    const struct conf *conf;
-};
-
-static bool is_local_domain_cb(const char *domain, void *ctx)
+static void set_str(char **dst, const char *v)
 {
-    const struct conf *c = ctx;
-    return conf_is_local_domain(c, domain);
+    free(*dst);
+    *dst = v && v[0] ? xstrdup(v) : NULL;
 }
 
-/* The local part and domain of a local recipient ("postmaster" has no domain). */
-static void split_addr(const char *addr, char *local, size_t lsz, const char **domain)
+static void keep_created(struct qmsg *m, struct env_msg *e)
 {
-    const char *at = strrchr(addr, '@');
-    if (at) {
-        str_ncopy(local, lsz, addr, (size_t)(at - addr));
-        *domain = at + 1;
-    } else {
-        str_copy(local, lsz, addr);
-        *domain = NULL;
+    m->created = xreallocarray(m->created, m->ncreated + 1, sizeof *m->created);
+    m->created[m->ncreated++] = *e;
+    memset(e, 0, sizeof *e);
+}
+
+/* Record an outcome: "x.y.z text" reasons carry their status code in front. */
+static void rcpt_outcome(struct qmsg *m, size_t i, enum env_rstate st, const char *status,
+    const char *host, const char *reason, time_t now)
+{
+    struct env_rcpt *r = &m->env.rcpts[i];
+    const struct conf *c = m->q->conf;
+    set_str(&r->status, status);
+    set_str(&r->host, host);
+    set_str(&r->reason, reason);
+    if (st == ENV_R_PENDING) {
+        r->next_try = now + backoff(c, r->attempts);
+        return;
     }
+    r->state = st;
+    unsigned want = st == ENV_R_FAILED ? SMTP_NOTIFY_FAILURE : SMTP_NOTIFY_SUCCESS;
+    /* Failures are reported unless NOTIFY says otherwise (RFC 3461 4.1); successes only
+     * when asked. */
+    if ((r->notify == 0 && st == ENV_R_FAILED) || (r->notify & want))
+        m->act[i] = st == ENV_R_FAILED ? DSN_FAILED : DSN_DELIVERED;
 }
 
-static void set_reason(struct env_rcpt *r, const char *why)
-{
-    free(r->reason);
-    r->reason = xstrdup(why);
-}
+/* ---- round, step 1: local deliveries on a worker ---- */
 
-/* Worker thread: deliver every pending recipient of one message. */
-static void deliver_job(struct workq_job *j)
+static void local_job(struct workq_job *j)
 {
     struct qmsg *m = (struct qmsg *)((char *)j - offsetof(struct qmsg, job));
     struct qmgr *q = m->q;
-    const struct conf *c = q->conf;
     struct env_msg *e = &m->env;
     time_t now = time(NULL);
     char err[512];
-    struct buf content;
-    buf_init(&content, 0);
     struct env_msg disk;
-    int lr = spool_load(q->sp, e->id, &disk, &content, err, sizeof err);
+    buf_reset(&m->content);
+    int lr = spool_load(q->sp, e->id, &disk, &m->content, err, sizeof err);
     if (lr != 0) {
         if (lr == -2) {
             log_warnx("%s corrupt queue file: %s; moved to corrupt/", e->id, err);
@@ -133,108 +177,228 @@ static void deliver_job(struct workq_job *j)
         } else {
             log_warnx("%s cannot read queue file: %s", e->id, err);
         }
-        buf_free(&content);
-        for (size_t i = 0; i < e->nrcpt; i++)
-            if (e->rcpts[i].state == ENV_R_PENDING)
-                e->rcpts[i].next_try = now + backoff(c, ++e->rcpts[i].attempts);
+        m->load_failed = true;
         return;
     }
     env_free(&disk);
-
-    struct buf prefix;
-    buf_init(&prefix, 0);
-    bool changed = false;
+    enum local_outcome *out = xcalloc(e->nrcpt + 1, sizeof *out);
+    char **why = xcalloc(e->nrcpt + 1, sizeof *why);
+    struct env_msg fwd;
+    for (size_t i = 0; i < e->nrcpt; i++)
+        if (e->rcpts[i].local && e->rcpts[i].state == ENV_R_PENDING &&
+            e->rcpts[i].next_try <= now)
+            e->rcpts[i].attempts++;
+    local_deliver(q->conf, q->sp, e, m->content.p, m->content.len, now, out, why, &fwd);
+    if (fwd.nrcpt > 0)
+        keep_created(m, &fwd);
     for (size_t i = 0; i < e->nrcpt; i++) {
-        struct env_rcpt *r = &e->rcpts[i];
-        if (r->state != ENV_R_PENDING || r->next_try > now)
-            continue;
-        r->attempts++;
-        changed = true;
-        if (!r->local) {
-            /* Remote transport: the sending MTA, a later stage. */
-            r->next_try = now + backoff(c, r->attempts);
-            set_reason(r, "4.4.0 remote delivery is not available in this version");
-            log_info("%s to=<%s> status=deferred dsn=4.4.0 reason=\"remote delivery not "
-                "available\"", e->id, r->addr);
-            continue;
+        const char *w = why[i] ? why[i] : "";
+        char status[16] = "";
+        const char *sp = strchr(w, ' ');
+        if (sp && (size_t)(sp - w) < sizeof status)
+            str_ncopy(status, sizeof status, w, (size_t)(sp - w));
+        switch (out[i]) {
+        case LOCAL_DELIVERED:
+            rcpt_outcome(m, i, ENV_R_DELIVERED, "2.0.0", NULL, "delivered to mailbox", now);
+            break;
+        case LOCAL_TEMP:
+            rcpt_outcome(m, i, ENV_R_PENDING, status, NULL, sp ? sp + 1 : w, now);
+            break;
+        case LOCAL_PERM:
+            rcpt_outcome(m, i, ENV_R_FAILED, status, NULL, sp ? sp + 1 : w, now);
+            break;
+        case LOCAL_SKIPPED:
+            break;
         }
-        char local[256];
-        const char *domain;
-        split_addr(r->addr, local, sizeof local, &domain);
-        str_lower(local);
-        struct alias_result res = { 0 };
-        int xr = aliases_expand(c->aliases, local, is_local_domain_cb, (void *)c, &res, err,
-            sizeof err);
-        bool temp = false, perm = false;
-        char why[600] = "";
-        if (xr == -1) {
-            perm = true;
-            snprintf(why, sizeof why, "5.3.0 alias expansion failed: %s", err);
-        } else if (xr == -2) {
-            temp = true;
-            snprintf(why, sizeof why, "4.3.0 alias expansion failed: %s", err);
-        }
-        for (size_t k = 0; xr == 0 && k < res.nlocal; k++) {
-            const char *user = res.local[k];
-            if (!conf_is_local_user(c, user)) {
-                perm = true;
-                snprintf(why, sizeof why, "5.1.1 <%s>: no such mailbox", user);
-                continue;
-            }
-            const char *dom = domain ? domain : c->nlocal_domains ? c->local_domains[0] :
-                c->hostname;
-            buf_reset(&prefix);
-            buf_printf(&prefix, "Return-Path: <%s>\nDelivered-To: %s@%s\n", e->sender, user,
-                dom);
-            char name[512];
-            if (maildir_deliver(c->mail_dir, user, prefix.p, prefix.len, content.p,
-                    content.len, name, sizeof name, err, sizeof err) == -1) {
-                temp = true;
-                snprintf(why, sizeof why, "4.3.0 %s", err);
-                log_warnx("%s to=<%s> mailbox=%s status=deferred reason=\"%s\"", e->id,
-                    r->addr, user, err);
-                continue;
-            }
-            log_info("%s to=<%s> mailbox=%s relay=local delay=%llds dsn=2.0.0 "
-                "status=delivered file=%s", e->id, r->addr, user,
-                (long long)(now - e->arrival), name);
-        }
-        for (size_t k = 0; xr == 0 && k < res.nremote; k++) {
-            /* Forwarding off-host arrives with the sending MTA. */
-            temp = true;
-            snprintf(why, sizeof why, "4.4.0 forwarding to <%s> is not available yet",
-                res.remote[k]);
-            log_info("%s to=<%s> forward=<%s> status=deferred reason=\"remote delivery not "
-                "available\"", e->id, r->addr, res.remote[k]);
-        }
-        alias_result_free(&res);
-        if (perm && !temp) {
-            r->state = ENV_R_FAILED;
-            set_reason(r, why);
-            log_info("%s to=<%s> status=bounced reason=\"%s\"", e->id, r->addr, why);
-        } else if (temp) {
-            r->next_try = now + backoff(c, r->attempts);
-            set_reason(r, why);
+        free(why[i]);
+    }
+    free(why);
+    free(out);
+}
+
+/* ---- round, step 2: remote deliveries on the loop ---- */
+
+static void group_free(struct rgroup *g)
+{
+    free(g->idx);
+    free(g->rcpts);
+    free(g->notify);
+    free(g->orcpt);
+    free(g->res);
+    free(g);
+}
+
+static void remote_done(struct remote_req *req)
+{
+    struct rgroup *g = req->arg;
+    struct qmsg *m = g->m;
+    time_t now = time(NULL);
+    for (size_t k = 0; k < req->msg.nrcpt; k++) {
+        size_t i = g->idx[k];
+        const struct remote_result *res = &g->res[k];
+        const struct env_rcpt *r = &m->env.rcpts[i];
+        const char *state = "sent";
+        if (res->kind == CLI_R_OK) {
+            rcpt_outcome(m, i, ENV_R_DELIVERED, res->status, res->host, res->reply, now);
+            /* With DSN passed on, the next hop reports success; else we say "relayed". */
+            if (m->act[i] == DSN_DELIVERED)
+                m->act[i] = res->dsn_passed ? NOTIFY_NONE : DSN_RELAYED;
+        } else if (res->kind == CLI_R_PERM) {
+            rcpt_outcome(m, i, ENV_R_FAILED, res->status, res->host, res->reply, now);
+            state = "bounced";
         } else {
-            r->state = ENV_R_DELIVERED;
+            rcpt_outcome(m, i, ENV_R_PENDING, res->status, res->host, res->reply, now);
+            state = "deferred";
         }
+        log_info("%s to=<%s> relay=%s delay=%llds dsn=%s status=%s (%s)", m->env.id, r->addr,
+            res->host[0] ? res->host : "none", (long long)(now - m->env.arrival),
+            res->status, state, res->reply);
     }
-    buf_free(&prefix);
-    buf_free(&content);
+    group_free(g);
+    if (--m->remote_out == 0)
+        round_finish(m);
+}
 
-    /* Expiry: past the queue lifetime a deferred recipient fails. */
+/* The destination of a remote recipient: the relayhost, or its domain. */
+static const char *rcpt_dest(const struct conf *c, const char *addr)
+{
+    if (c->relayhost)
+        return c->relayhost;
+    const char *at = strrchr(addr, '@');
+    return at ? at + 1 : addr;
+}
+
+static void start_remote(struct qmsg *m)
+{
+    struct qmgr *q = m->q;
+    const struct conf *c = q->conf;
+    struct env_msg *e = &m->env;
+    time_t now = time(NULL);
+    bool *taken = xcalloc(e->nrcpt + 1, sizeof *taken);
+    bool eightbit = mime_has_8bit(m->content.p ? m->content.p : "", m->content.len);
+    m->remote_out = 1;      /* held until every group is out */
     for (size_t i = 0; i < e->nrcpt; i++) {
         struct env_rcpt *r = &e->rcpts[i];
-        if (r->state == ENV_R_PENDING && now - e->arrival >= (time_t)c->max_queue_lifetime) {
-            r->state = ENV_R_FAILED;
-            char why[700];
-            snprintf(why, sizeof why, "4.4.7 message expired in queue; last error: %s",
+        if (taken[i] || r->local || r->state != ENV_R_PENDING || r->next_try > now)
+            continue;
+        const char *dest = rcpt_dest(c, r->addr);
+        struct rgroup *g = xcalloc(1, sizeof *g);
+        g->m = m;
+        g->idx = xcalloc(SEND_BATCH, sizeof *g->idx);
+        g->rcpts = xcalloc(SEND_BATCH, sizeof *g->rcpts);
+        g->notify = xcalloc(SEND_BATCH, sizeof *g->notify);
+        g->orcpt = xcalloc(SEND_BATCH, sizeof *g->orcpt);
+        g->res = xcalloc(SEND_BATCH, sizeof *g->res);
+        size_t n = 0;
+        for (size_t k = i; k < e->nrcpt && n < SEND_BATCH; k++) {
+            struct env_rcpt *rk = &e->rcpts[k];
+            if (taken[k] || rk->local || rk->state != ENV_R_PENDING || rk->next_try > now ||
+                strcasecmp(rcpt_dest(c, rk->addr), dest) != 0)
+                continue;
+            taken[k] = true;
+            rk->attempts++;
+            g->idx[n] = k;
+            g->rcpts[n] = rk->addr;
+            g->notify[n] = rk->notify;
+            g->orcpt[n] = rk->orcpt;
+            n++;
+        }
+        struct remote_req *rq = &g->req;
+        str_copy(rq->dest, sizeof rq->dest, dest);
+        rq->msg.sender = e->sender;
+        rq->msg.rcpts = g->rcpts;
+        rq->msg.notify = g->notify;
+        rq->msg.orcpt = g->orcpt;
+        rq->msg.nrcpt = n;
+        rq->msg.size = m->content.len;
+        rq->msg.eightbit = eightbit;
+        rq->msg.smtputf8 = e->smtputf8;
+        rq->msg.ret = e->ret;
+        rq->msg.envid = e->envid;
+        rq->content = m->content.p ? m->content.p : "";
+        rq->len = m->content.len;
+        rq->res = g->res;
+        rq->done = remote_done;
+        rq->arg = g;
+        m->remote_out++;
+        remote_send(q->rm, rq);
+    }
+    free(taken);
+    if (--m->remote_out == 0)
+        round_finish(m);
+}
+
+static void local_done(struct workq_job *j)
+{
+    struct qmsg *m = (struct qmsg *)((char *)j - offsetof(struct qmsg, job));
+    struct qmgr *q = m->q;
+    for (size_t i = 0; i < m->ncreated; i++)
+        qmgr_add(q, &m->created[i]);
+    m->ncreated = 0;
+    if (m->load_failed) {
+        time_t now = time(NULL);
+        for (size_t i = 0; i < m->env.nrcpt; i++)
+            if (m->env.rcpts[i].state == ENV_R_PENDING)
+                m->env.rcpts[i].next_try = now + backoff(q->conf, ++m->env.rcpts[i].attempts);
+        round_finish(m);
+        return;
+    }
+    start_remote(m);
+}
+
+/* ---- round, step 3: reports and the durable record, on a worker ---- */
+
+static void finish_job(struct workq_job *j)
+{
+    struct qmsg *m = (struct qmsg *)((char *)j - offsetof(struct qmsg, job));
+    struct qmgr *q = m->q;
+    const struct conf *c = q->conf;
+    struct env_msg *e = &m->env;
+    time_t now = time(NULL);
+    if (m->finished)
+        return;     /* quarantined */
+    int *delayed = xcalloc(e->nrcpt + 1, sizeof *delayed);
+    bool any_delay = false;
+    for (size_t i = 0; i < e->nrcpt; i++) {
+        struct env_rcpt *r = &e->rcpts[i];
+        delayed[i] = NOTIFY_NONE;
+        if (r->state != ENV_R_PENDING)
+            continue;
+        if (now - e->arrival >= (time_t)c->max_queue_lifetime) {
+            char why[900];
+            snprintf(why, sizeof why, "message expired in the queue after %lld seconds; "
+                "last error: %s", (long long)(now - e->arrival), r->reason ? r->reason : "none");
+            log_info("%s to=<%s> status=expired reason=\"%s\"", e->id, r->addr,
                 r->reason ? r->reason : "none");
-            set_reason(r, why);
-            log_info("%s to=<%s> status=expired reason=\"%s\"", e->id, r->addr, why);
-            changed = true;
+            rcpt_outcome(m, i, ENV_R_FAILED, "4.4.7", r->host, why, now);
+        } else if (c->delay_warning_time && !r->delay_notified &&
+            now - e->arrival >= (time_t)c->delay_warning_time &&
+            (r->notify == 0 || (r->notify & SMTP_NOTIFY_DELAY)) && e->sender[0]) {
+            delayed[i] = DSN_DELAYED;
+            r->delay_notified = true;
+            any_delay = true;
         }
     }
+    /* One report per kind: failures, delays, successes. */
+    int *sel = xcalloc(e->nrcpt + 1, sizeof *sel);
+    for (int kind = 0; kind < 3; kind++) {
+        bool any = false;
+        for (size_t i = 0; i < e->nrcpt; i++) {
+            int a = kind == 1 ? delayed[i] : m->act[i];
+            bool want = a != NOTIFY_NONE && (kind == 0 ? a == DSN_FAILED :
+                kind == 1 ? a == DSN_DELAYED : (a == DSN_DELIVERED || a == DSN_RELAYED));
+            sel[i] = want ? a : NOTIFY_NONE;
+            any |= want;
+        }
+        if (!any || (kind == 1 && !any_delay))
+            continue;
+        struct env_msg rep;
+        if (notify_queue(c, q->sp, e, m->content.p ? m->content.p : "", m->content.len, sel,
+                now, &rep) == 0)
+            keep_created(m, &rep);
+    }
+    free(sel);
+    free(delayed);
     bool pending = false;
     for (size_t i = 0; i < e->nrcpt; i++)
         pending |= e->rcpts[i].state == ENV_R_PENDING;
@@ -244,27 +408,28 @@ static void deliver_job(struct workq_job *j)
         else
             log_info("%s removed", e->id);
         m->finished = true;
-    } else if (changed && spool_save_status(q->sp, e) == -1) {
+    } else if (spool_save_status(q->sp, e) == -1) {
         log_warn("%s cannot save recipient status", e->id);
     }
 }
-
-static void schedule(struct qmsg *m);
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct qmsg *m = arg;
-    schedule(m);
+    schedule(arg);
 }
 
-static void deliver_done(struct workq_job *j)
+static void finish_done(struct workq_job *j)
 {
     struct qmsg *m = (struct qmsg *)((char *)j - offsetof(struct qmsg, job));
     struct qmgr *q = m->q;
     m->busy = false;
     q->busy--;
+    buf_free(&m->content);
+    for (size_t i = 0; i < m->ncreated; i++)
+        qmgr_add(q, &m->created[i]);
+    m->ncreated = 0;
     if (m->finished) {
         qmsg_free(m);
         return;
@@ -279,10 +444,26 @@ static void deliver_done(struct workq_job *j)
         qmsg_free(m);
         return;
     }
+    /* A delay notice may be due before the next try. */
+    const struct conf *c = q->conf;
+    if (c->delay_warning_time && m->env.sender[0]) {
+        time_t warn = m->env.arrival + (time_t)c->delay_warning_time;
+        for (size_t i = 0; i < m->env.nrcpt; i++)
+            if (m->env.rcpts[i].state == ENV_R_PENDING && !m->env.rcpts[i].delay_notified &&
+                warn > now && warn < next)
+                next = warn;
+    }
     struct timeval tv = { next > now ? next - now : 0, 0 };
     if (m->timer == NULL)
         m->timer = evtimer_new(q->base, on_timer, m);
     evtimer_add(m->timer, &tv);
+}
+
+static void round_finish(struct qmsg *m)
+{
+    m->job.fn = finish_job;
+    m->job.done = finish_done;
+    workq_submit(m->q->wq, &m->job);
 }
 
 static void schedule(struct qmsg *m)
@@ -291,8 +472,14 @@ static void schedule(struct qmsg *m)
         return;
     m->busy = true;
     m->q->busy++;
-    m->job.fn = deliver_job;
-    m->job.done = deliver_done;
+    m->load_failed = false;
+    free(m->act);
+    m->act = xcalloc(m->env.nrcpt + 1, sizeof *m->act);
+    for (size_t i = 0; i < m->env.nrcpt; i++)
+        m->act[i] = NOTIFY_NONE;
+    buf_init(&m->content, 0);
+    m->job.fn = local_job;
+    m->job.done = local_done;
     workq_submit(m->q->wq, &m->job);
 }
 
@@ -313,6 +500,31 @@ static struct qmsg *qmsg_link(struct qmgr *q, struct env_msg *e)
 void qmgr_add(struct qmgr *q, struct env_msg *e)
 {
     schedule(qmsg_link(q, e));
+}
+
+size_t qmgr_flush(struct qmgr *q, const char *domain)
+{
+    size_t n = 0;
+    for (struct qmsg *m = q->head; m; m = m->next) {
+        bool hit = false;
+        for (size_t i = 0; i < m->env.nrcpt; i++) {
+            struct env_rcpt *r = &m->env.rcpts[i];
+            if (r->state != ENV_R_PENDING)
+                continue;
+            const char *at = strrchr(r->addr, '@');
+            if (domain == NULL || (at && strcasecmp(at + 1, domain) == 0)) {
+                r->next_try = 0;
+                hit = true;
+            }
+        }
+        if (hit && !m->busy) {
+            if (m->timer)
+                evtimer_del(m->timer);
+            schedule(m);
+            n++;
+        }
+    }
+    return n;
 }
 
 size_t qmgr_recover(struct qmgr *q)

@@ -119,6 +119,25 @@ void spool_discard(struct spool *sp, const char *id, int fd)
     unlink(path);
 }
 
+int spool_inject(struct spool *sp, struct env_msg *m, const char *content, size_t len)
+{
+    spool_new_id(m->id, sizeof m->id);
+    struct buf head;
+    buf_init(&head, 0);
+    int fd = -1, r = -1;
+    if (env_encode(m, &head) == 0 && spool_append(sp, m->id, &fd, head.p, head.len) == 0 &&
+        spool_append(sp, m->id, &fd, content, len) == 0) {
+        r = spool_commit(sp, m->id, fd);
+        fd = -1;
+    }
+    int e = errno;
+    if (fd != -1)
+        spool_discard(sp, m->id, fd);
+    buf_free(&head);
+    errno = e;
+    return r;
+}
+
 static int read_file(const char *path, struct buf *b)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -36,6 +36,11 @@ int spool_commit(struct spool *sp, const char *id, int fd);
 /* Remove incoming/ID (fd closed if not -1). */
 void spool_discard(struct spool *sp, const char *id, int fd);
 
+/*
+ * Queue a message made here (a bounce, a forwarded copy): assign m->id, write the envelope
+ * and content (LF line ends) and commit. Returns 0 or -1 (errno; nothing left behind).
+ */
+int spool_inject(struct spool *sp, struct env_msg *m, const char *content, size_t len);
 /* Read queue/ID (and its status file) into m, and the content into content if not NULL.
  * Returns 0, -1 (errno: cannot read), or -2 (corrupt: reason in err). */
 int spool_load(struct spool *sp, const char *id, struct env_msg *m, struct buf *content,

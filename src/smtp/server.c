@@ -396,7 +396,12 @@ static void content_done(struct smtp_server *s, struct srv_out *out)
     unsigned f = t->dr.flags;
     const char *enh = NULL, *why = NULL;
     int code = 554;
-    if (f & DATA_F_OVERSIZE) {
+    if (t->store_failed) {
+        /* Not the client's fault: it may try again later (RFC 5321 4.2.5). */
+        code = 452;
+        enh = "4.3.1";
+        why = "Error: insufficient system storage";
+    } else if (f & DATA_F_OVERSIZE) {
         code = 552;
         enh = "5.3.4";
         why = "Error: message exceeds fixed maximum message size";
@@ -456,6 +461,7 @@ size_t srv_feed_data(struct smtp_server *s, const char *in, size_t n, struct srv
         }
     }
     t->bdat_left -= take;
+    t->bdat_total += take;
     if (t->bdat_left > 0)
         return take;
     /* End of chunk. */
@@ -470,7 +476,8 @@ size_t srv_feed_data(struct smtp_server *s, const char *in, size_t n, struct srv
     }
     if (!t->bdat_last) {
         srv_set_state(s, SRV_RCPT);
-        reply(s, out, 250, "2.0.0", "Ok: %llu octets received", t->dr.size);
+        /* The octets as sent (dr.size leaves a CR that ends a chunk uncounted). */
+        reply(s, out, 250, "2.0.0", "Ok: %llu octets received", t->bdat_total);
         return take;
     }
     data_finish(&t->dr, &t->body);

@@ -62,9 +62,11 @@ struct srv_tx {
     bool bdat;                  /* content came by BDAT */
     bool bdat_last;
     unsigned long long bdat_left;   /* bytes left in the current chunk */
+    unsigned long long bdat_total;  /* BDAT octets received so far (all chunks) */
     struct data_reader dr;
     struct buf body;            /* content not yet handed to the spool (LF line ends) */
     unsigned long long spilled; /* octets already handed to the spool */
+    bool store_failed;          /* the spool could not store content (disk full): 452 */
     time_t arrival;
 };
 

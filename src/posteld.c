@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -17,7 +18,9 @@
 #include "conf/conf.h"
 #include "deliver/mx.h"
 #include "deliver/remote.h"
+#include "net/control.h"
 #include "net/smtpd.h"
+#include "queue/pickup.h"
 #include "queue/qmgr.h"
 #include "queue/spool.h"
 #include "util/fsx.h"
@@ -26,11 +29,52 @@
 
 struct daemon {
     struct event_base *base;
+    const struct conf *conf;
+    struct spool *spool;
+    struct workq *wq;
     struct smtpd *smtpd;
     struct qmgr *qmgr;
     struct event *stop_check;
     int stop_ticks;
+    /* the drop directory, scanned at start and every PICKUP_EVERY seconds */
+    struct event *pickup_timer;
+    struct workq_job pickup_job;
+    bool pickup_busy;
+    struct env_msg *picked;
+    size_t npicked;
 };
+
+#define PICKUP_EVERY 5
+
+static void pickup_run(struct workq_job *j)
+{
+    struct daemon *dm = (struct daemon *)((char *)j - offsetof(struct daemon, pickup_job));
+    dm->npicked = pickup_scan(dm->conf, dm->spool, &dm->picked);
+}
+
+static void pickup_done(struct workq_job *j)
+{
+    struct daemon *dm = (struct daemon *)((char *)j - offsetof(struct daemon, pickup_job));
+    for (size_t i = 0; i < dm->npicked; i++)
+        qmgr_add(dm->qmgr, &dm->picked[i]);
+    free(dm->picked);
+    dm->picked = NULL;
+    dm->npicked = 0;
+    dm->pickup_busy = false;
+}
+
+static void on_pickup_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct daemon *dm = arg;
+    if (dm->pickup_busy || dm->stop_check)
+        return;
+    dm->pickup_busy = true;
+    dm->pickup_job.fn = pickup_run;
+    dm->pickup_job.done = pickup_done;
+    workq_submit(dm->wq, &dm->pickup_job);
+}
 
 static void usage(void)
 {
@@ -135,6 +179,26 @@ int main(int argc, char **argv)
     dm.qmgr = qmgr_new(dm.base, deliver_wq, sp, conf, rm);
     size_t n = qmgr_recover(dm.qmgr);
     dm.smtpd = smtpd_new(dm.base, conf, sp, commit_wq, dm.qmgr);
+    dm.conf = conf;
+    dm.spool = sp;
+    dm.wq = commit_wq;
+    if (pickup_init(sp) == 0) {
+        dm.pickup_timer = event_new(dm.base, -1, EV_PERSIST, on_pickup_timer, &dm);
+        struct timeval pt = { PICKUP_EVERY, 0 };
+        event_add(dm.pickup_timer, &pt);
+        on_pickup_timer(-1, 0, &dm);
+    }
+    char ctlpath[4096];
+    if (conf->control_socket)
+        snprintf(ctlpath, sizeof ctlpath, "%s", conf->control_socket);
+    else
+        snprintf(ctlpath, sizeof ctlpath, "%s/control", conf->spool_dir);
+    struct control_deps cd = {
+        .base = dm.base, .conf = conf, .conf_file = file, .smtpd = dm.smtpd,
+        .qmgr = dm.qmgr, .spool = sp, .wq = deliver_wq, .dns = dns, .remote = rm,
+        .started = time(NULL),
+    };
+    struct control *ctl = control_new(&cd, ctlpath);
     struct event *sigterm = evsignal_new(dm.base, SIGTERM, on_signal, &dm);
     struct event *sigint = evsignal_new(dm.base, SIGINT, on_signal, &dm);
     event_add(sigterm, NULL);
@@ -144,6 +208,9 @@ int main(int argc, char **argv)
 
     event_base_dispatch(dm.base);
 
+    control_free(ctl);
+    if (dm.pickup_timer)
+        event_free(dm.pickup_timer);
     workq_free(commit_wq);
     smtpd_free(dm.smtpd);
     remote_free(rm);

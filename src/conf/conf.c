@@ -81,6 +81,8 @@ static const struct ckey keys[] = {
     { "rcpt_251", CT_BOOL, OFF(rcpt_251), "answer 251 for aliases forwarded off-host" },
     { "double_bounce", CT_LOOKUP, OFF(double_bounce),
         "on: undeliverable bounces go to postmaster; off: dropped (logged)" },
+    { "control_socket", CT_STR, OFF(control_socket), "default <spool_dir>/control" },
+    { "admin_group", CT_STR, OFF(admin_group), "group that may change the queue" },
     { "log_debug", CT_BOOL, OFF(log_debug), "debug logging" },
 };
 
@@ -119,6 +121,7 @@ static void set_defaults(struct conf *c)
     c->dest_concurrency = 20;
     c->remote_concurrency = 100;
     c->double_bounce = CONF_LOOKUP_ON;
+    c->admin_group = xstrdup("mail");
 }
 
 static void free_list(char **v, size_t n)
@@ -138,6 +141,8 @@ void conf_free(struct conf *c)
     free(c->aliases_file);
     free(c->relayhost);
     free(c->dns_servers);
+    free(c->control_socket);
+    free(c->admin_group);
     free_list(c->local_domains, c->nlocal_domains);
     free_list(c->local_users, c->nlocal_users);
     if (c->aliases)
@@ -246,7 +251,7 @@ static int set_key(struct conf *c, const struct ckey *k, char *v, char *err, siz
     switch (k->type) {
     case CT_STR:
         if (*v == '\0' && k->off != OFF(relayhost) && k->off != OFF(dns_servers) &&
-            k->off != OFF(aliases_file)) {
+            k->off != OFF(aliases_file) && k->off != OFF(control_socket)) {
             snprintf(err, errsz, "%s needs a value", k->name);
             return -1;
         }

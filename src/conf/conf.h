@@ -65,6 +65,8 @@ struct conf {
     size_t remote_concurrency;          /* outbound connections in total */
     bool rcpt_251;                      /* answer 251 for forwarded aliases (RFC 821 style) */
     enum conf_lookup double_bounce;     /* undeliverable bounces: on: to postmaster; off: drop */
+    char *control_socket;               /* NULL: <spool_dir>/control */
+    char *admin_group;                  /* may change the queue over the control socket */
     bool log_debug;
 };
 

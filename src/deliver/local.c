@@ -107,7 +107,12 @@ static struct mbox *deliver_mailbox(const struct conf *c, struct mboxes *done,
     struct buf prefix;
     buf_init(&prefix, 0);
     char sender[SMTP_PATH_MAX * 4];
-    str_escape(sender, sizeof sender, m->sender, strlen(m->sender));
+    /* An SMTPUTF8 message keeps its UTF-8 envelope sender (RFC 6531 3.7.1), as Received
+     * keeps the recipient; anything else is ASCII already. */
+    if (m->smtputf8)
+        str_copy(sender, sizeof sender, m->sender);
+    else
+        str_escape(sender, sizeof sender, m->sender, strlen(m->sender));
     buf_printf(&prefix, "Return-Path: <%s>\nDelivered-To: %s@%s\n", sender, user,
         domain ? domain : c->nlocal_domains ? c->local_domains[0] : c->hostname);
     char name[512], err[600];
@@ -149,7 +154,8 @@ static int forward(struct spool *sp, const struct env_msg *m, const char *conten
     return r;
 }
 
-void local_deliver(const struct conf *c, struct spool *sp, const struct env_msg *m,
+void local_deliver(const struct conf *c, const struct aliases *al, struct spool *sp,
+    const struct env_msg *m,
     const char *content, size_t len, time_t now, enum local_outcome *outcome, char **why,
     struct env_msg *fwd)
 {
@@ -169,7 +175,7 @@ void local_deliver(const struct conf *c, struct spool *sp, const struct env_msg 
         const char *domain;
         split_addr(r->addr, local, sizeof local, &domain);
         struct alias_result res = { 0 };
-        int xr = aliases_expand(c->aliases, local, is_local_domain_cb, (void *)c, &res, err,
+        int xr = aliases_expand(al, local, is_local_domain_cb, (void *)c, &res, err,
             sizeof err);
         if (xr != 0) {
             outcome[i] = xr == -2 ? LOCAL_TEMP : LOCAL_PERM;

@@ -17,6 +17,7 @@
 
 #include "queue/envelope.h"
 
+struct aliases;
 struct conf;
 struct spool;
 
@@ -24,13 +25,15 @@ struct spool;
 enum local_outcome { LOCAL_SKIPPED, LOCAL_DELIVERED, LOCAL_TEMP, LOCAL_PERM };
 
 /*
- * Deliver every local recipient of m that is pending and due at now. content is the
+ * Deliver every local recipient of m that is pending and due at now, expanding through al
+ * (the aliases table the round holds a reference to). content is the
  * message (LF line ends). outcome[i] and why[i] (a "x.y.z text" reason, caller frees) are
  * set for each recipient handled. Aliases that point off-host are collected into one
  * forwarded copy, queued in sp with the original sender; *fwd receives its envelope
  * (fwd->nrcpt == 0: none) for the queue manager to schedule.
  */
-void local_deliver(const struct conf *c, struct spool *sp, const struct env_msg *m,
+void local_deliver(const struct conf *c, const struct aliases *al, struct spool *sp,
+    const struct env_msg *m,
     const char *content, size_t len, time_t now, enum local_outcome *outcome, char **why,
     struct env_msg *fwd);
 

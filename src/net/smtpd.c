@@ -74,6 +74,8 @@ struct conn {
     int spool_fd;               /* incoming file of the open transaction, or -1 */
     unsigned sid;
     bool trusted;
+    bool local;                 /* came in over the control socket */
+    bool trace_hold;            /* its messages wait for a TRACE request (sendmail -v) */
     bool greeted, closing, discarding, busy, dead, eof;
     enum srv_input last_mode;
     struct conn *prev, *next;
@@ -228,6 +230,7 @@ static void tx_envelope(const struct smtp_server *s, struct env_msg *m)
     m->smtputf8 = t->smtputf8;
     m->helo = xstrdup(s->helo);
     m->client = xstrdup(s->client_addr);
+    m->user = s->local_user[0] ? xstrdup(s->local_user) : NULL;
     for (size_t i = 0; i < t->nrcpt; i++)
         env_add_rcpt(m, t->rcpts[i].addr, t->rcpts[i].local, t->rcpts[i].notify,
             t->rcpts[i].orcpt);
@@ -275,7 +278,7 @@ static void conn_free(struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     d->nconns--;
-    if (!c->trusted)
+    if (!c->trusted && !c->local)
         ip_add(d, c->srv.client_addr, -1);
     if (c->greet_timer)
         event_free(c->greet_timer);
@@ -334,7 +337,7 @@ static void job_done(struct workq_job *w)
             tx_envelope(&c->srv, &m);
             log_info("%s received from=<%s> nrcpt=%zu client=[%s] sid=%x (client gone)",
                 m.id, m.sender, m.nrcpt, c->srv.client_addr, c->sid);
-            qmgr_add(d->qm, &m);
+            qmgr_add_ex(d->qm, &m, false);
         }
         conn_free(c);
         return;
@@ -357,9 +360,14 @@ static void job_done(struct workq_job *w)
         int res = SRV_COMMIT_OK;
         if (j->result == 0) {
             tx_envelope(&c->srv, &m);
-            log_info("%s received from=<%s> size=%llu nrcpt=%zu client=[%s] sid=%x proto=%s",
-                m.id, m.sender, c->srv.tx->dr.size, m.nrcpt, c->srv.client_addr, c->sid,
-                c->srv.esmtp ? "ESMTP" : "SMTP");
+            m.size = c->srv.tx->dr.size;
+            if (c->local)
+                log_info("%s received from=<%s> size=%llu nrcpt=%zu user=%s sid=%x",
+                    m.id, m.sender, m.size, m.nrcpt, c->srv.local_user, c->sid);
+            else
+                log_info("%s received from=<%s> size=%llu nrcpt=%zu client=[%s] sid=%x "
+                    "proto=%s", m.id, m.sender, m.size, m.nrcpt, c->srv.client_addr, c->sid,
+                    c->srv.esmtp ? "ESMTP" : "SMTP");
         } else {
             res = (j->result == ENOSPC || j->result == EDQUOT) ? SRV_COMMIT_NOSPACE :
                 SRV_COMMIT_FAIL;
@@ -369,7 +377,7 @@ static void job_done(struct workq_job *w)
         srv_commit_done(&c->srv, res, &out);
         conn_send(c, &out);
         if (j->result == 0)
-            qmgr_add(d->qm, &m);
+            qmgr_add_ex(d->qm, &m, c->trace_hold);
     }
     if (!c->closing)
         bufferevent_enable(c->bev, EV_READ);
@@ -693,6 +701,41 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
     (void)arg;
     /* EMFILE and friends: log and carry on; libevent retries on the next event. */
     log_warn("accept");
+}
+
+void smtpd_adopt(struct smtpd *d, int fd, const char *user, bool trace_hold, const char *pre,
+    size_t prelen)
+{
+    struct conn *c = xcalloc(1, sizeof *c);
+    c->d = d;
+    c->spool_fd = -1;
+    c->sid = ++d->next_sid;
+    c->trusted = true;
+    c->local = true;
+    c->trace_hold = trace_hold;
+    c->last_mode = SRV_IN_NONE;
+    srv_init(&c->srv, d->conf, &srv_env, "127.0.0.1", true);
+    str_copy(c->srv.local_user, sizeof c->srv.local_user, user);
+    c->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->next = d->conns;
+    if (d->conns)
+        d->conns->prev = c;
+    d->conns = c;
+    d->nconns++;
+    if (c->bev == NULL) {
+        close(fd);
+        conn_free(c);
+        return;
+    }
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, 64 * 1024);
+    bufferevent_enable(c->bev, EV_READ);
+    log_debug("sid=%x local submission by %s", c->sid, user);
+    greet(c);
+    /* A socket bufferevent's input is frozen at its end (only reads append), but its
+     * front is free, and nothing has been read yet. */
+    if (prelen && evbuffer_prepend(bufferevent_get_input(c->bev), pre, prelen) == 0)
+        conn_process(c);
 }
 
 struct smtpd *smtpd_new(struct event_base *base, const struct conf *conf, struct spool *sp,

@@ -8,6 +8,7 @@
 #ifndef POSTEL_NET_SMTPD_H
 #define POSTEL_NET_SMTPD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct event_base;
@@ -20,6 +21,14 @@ struct smtpd;
 /* Bind every listen address of conf. Aborts (startup) when a bind fails. */
 struct smtpd *smtpd_new(struct event_base *base, const struct conf *conf, struct spool *sp,
     struct workq *wq, struct qmgr *qm);
+/*
+ * Serve an SMTP session on fd, a connection from the control socket: a trusted local
+ * client that may relay; user ("name (uid N)") goes into Received and the envelope.
+ * trace_hold: its messages wait for a TRACE request before delivery (sendmail -v).
+ * pre: bytes the client already sent after its request line.
+ */
+void smtpd_adopt(struct smtpd *d, int fd, const char *user, bool trace_hold, const char *pre,
+    size_t prelen);
 /* Stop accepting; tell idle sessions 421 and close them; sessions in the middle of a
  * commit finish it first. */
 void smtpd_shutdown(struct smtpd *d);

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -40,6 +41,7 @@ struct alias_entry {
 };
 
 struct aliases {
+    atomic_uint refs;           /* aliases_ref(); freed when the last one goes */
     struct alias_entry *ent;
     size_t n, cap;
     size_t *slot;               /* entry index + 1; 0 is empty */
@@ -518,7 +520,9 @@ static int finish_entry(struct parser *p)
 
 static struct aliases *table_new(void)
 {
-    return xcalloc(1, sizeof(struct aliases));
+    struct aliases *a = xcalloc(1, sizeof(struct aliases));
+    atomic_init(&a->refs, 1);
+    return a;
 }
 
 static int parse_into(struct parser *p, const char *text, size_t n)
@@ -714,9 +718,15 @@ int aliases_merge(struct aliases *dst, struct aliases *src, char *err, size_t er
     return 0;
 }
 
+struct aliases *aliases_ref(struct aliases *a)
+{
+    atomic_fetch_add(&a->refs, 1);
+    return a;
+}
+
 void aliases_free(struct aliases *a)
 {
-    if (a == NULL)
+    if (a == NULL || atomic_fetch_sub(&a->refs, 1) != 1)
         return;
     for (size_t i = 0; i < a->n; i++) {
         free(a->ent[i].name);

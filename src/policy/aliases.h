@@ -65,7 +65,9 @@ struct aliases *aliases_load(const char *path, char *err, size_t errsz);
  */
 int aliases_merge(struct aliases *dst, struct aliases *src, char *err, size_t errsz);
 
-/* Free a table and everything it owns. NULL is fine. */
+/* Take another reference (a table being replaced stays alive for its users). Returns a. */
+struct aliases *aliases_ref(struct aliases *a);
+/* Drop a reference; the last one frees the table and everything it owns. NULL is fine. */
 void aliases_free(struct aliases *a);
 
 /* Does an alias of this name exist? (name: a local part, any case) */

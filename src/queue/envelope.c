@@ -39,6 +39,7 @@ void env_free(struct env_msg *m)
     free(m->envid);
     free(m->helo);
     free(m->client);
+    free(m->user);
     for (size_t i = 0; i < m->nrcpt; i++) {
         free(m->rcpts[i].addr);
         free(m->rcpts[i].orcpt);
@@ -49,7 +50,7 @@ void env_free(struct env_msg *m)
     free(m->rcpts);
     m->rcpts = NULL;
     m->nrcpt = 0;
-    m->sender = m->envid = m->helo = m->client = NULL;
+    m->sender = m->envid = m->helo = m->client = m->user = NULL;
 }
 
 int env_encode(const struct env_msg *m, struct buf *b)
@@ -75,6 +76,11 @@ int env_encode(const struct env_msg *m, struct buf *b)
     r |= buf_puts(b, "\nclient ");
     r |= put_xtext(b, m->client ? m->client : "");
     r |= buf_puts(b, "\n");
+    if (m->user) {
+        r |= buf_puts(b, "user ");
+        r |= put_xtext(b, m->user);
+        r |= buf_puts(b, "\n");
+    }
     for (size_t i = 0; i < m->nrcpt; i++) {
         const struct env_rcpt *rc = &m->rcpts[i];
         r |= buf_puts(b, "rcpt ");
@@ -200,6 +206,9 @@ int env_decode(const char *p, size_t n, struct env_msg *m, char *err, size_t err
         } else if (word_is(w[0], wl[0], "client") && k == 2 && !m->client) {
             if ((m->client = get_xtext(w[1], wl[1])) == NULL)
                 goto bad;
+        } else if (word_is(w[0], wl[0], "user") && k == 2 && !m->user) {
+            if ((m->user = get_xtext(w[1], wl[1])) == NULL)
+                goto bad;
         } else if (word_is(w[0], wl[0], "rcpt") && k == 5) {
             char *addr = get_xtext(w[1], wl[1]);
             char *orcpt = NULL;
@@ -244,6 +253,8 @@ int env_status_encode(const struct env_msg *m, struct buf *b)
 {
     int r = buf_puts(b, ST_MAGIC);
     static const char st[] = { 'p', 'd', 'f' };
+    if (m->held)
+        r |= buf_puts(b, "hold\n");
     for (size_t i = 0; i < m->nrcpt; i++) {
         const struct env_rcpt *rc = &m->rcpts[i];
         r |= buf_printf(b, "st %zu %c %u %lld %u", i, st[rc->state], rc->attempts,
@@ -276,6 +287,10 @@ int env_status_decode(const char *p, size_t n, struct env_msg *m, char *err, siz
         const char *line = p + off;
         size_t len = (size_t)(nl - line);
         off += len + 1;
+        if (len == 4 && memcmp(line, "hold", 4) == 0) {
+            m->held = true;
+            continue;
+        }
         const char *w[9];
         size_t wl[9];
         unsigned long long idx, att, next, flags;

@@ -9,12 +9,13 @@
  * Queue file:  "postel-envelope 1\n" then one record a line, "end\n", then the message
  *              content (LF line ends). Records:
  *                id ID | arrival UNIXTIME | sender XTEXT | envid XTEXT | ret FULL|HDRS |
- *                body 7BIT|8BITMIME | smtputf8 | helo XTEXT | client XTEXT |
+ *                body 7BIT|8BITMIME | smtputf8 | helo XTEXT | client XTEXT | user XTEXT |
  *                rcpt XTEXT local|remote NOTIFYMASK ORCPT-XTEXT-or-"-"
  * Status file: "postel-status 1\n" then lines
  *              "st INDEX STATE ATTEMPTS NEXT FLAGS STATUS HOST REASON" (STATE: p pending,
  *              d delivered, f failed; FLAGS: a number, 1 = delay notice sent; STATUS,
- *              HOST and REASON xtext or "-"); rewritten atomically.
+ *              HOST and REASON xtext or "-"), and "hold" when the message is held;
+ *              rewritten atomically.
  */
 #ifndef POSTEL_QUEUE_ENVELOPE_H
 #define POSTEL_QUEUE_ENVELOPE_H
@@ -51,6 +52,9 @@ struct env_msg {
     bool smtputf8;
     char *helo;
     char *client;
+    char *user;                 /* local submitter "name (uid N)", or NULL */
+    bool held;                  /* kept from delivery by the administrator (status file) */
+    unsigned long long size;    /* content octets, when known (not stored) */
     struct env_rcpt *rcpts;
     size_t nrcpt;
     size_t body_offset;         /* where the content starts in the queue file */

@@ -86,7 +86,8 @@ int notify_queue(const struct conf *c, struct spool *sp, const struct env_msg *m
     out->helo = xstrdup(c->hostname);
     out->client = xstrdup("127.0.0.1");
     out->smtputf8 = m->smtputf8 && d.smtputf8;
-    env_add_rcpt(out, to, local_addr_is_local(c, to), SMTP_NOTIFY_NEVER, NULL);
+    /* NOTIFY unset: a failed report goes once to postmaster (see above), never further. */
+    env_add_rcpt(out, to, local_addr_is_local(c, to), 0, NULL);
     if (spool_inject(sp, out, body.p, body.len) == -1) {
         log_warn("%s cannot queue the delivery report", m->id);
         env_free(out);

@@ -14,6 +14,7 @@
 #include "queue/qmgr.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 #include "deliver/local.h"
 #include "deliver/remote.h"
 #include "mail/mime.h"
+#include "policy/aliases.h"
 #include "queue/notify.h"
 #include "queue/spool.h"
 #include "smtp/parse.h"
@@ -64,6 +66,14 @@ struct qmsg {
     size_t remote_out;          /* groups still out */
     struct env_msg *created;    /* messages queued by the round (forward, reports) */
     size_t ncreated;
+    bool trace_wait;            /* waiting for a TRACE request (timer armed) */
+    bool delete_after;          /* DELETE arrived during a round */
+    bool bounce_all;            /* BOUNCE: fail every pending recipient in the next round */
+    qmgr_trace_fn trace_fn;
+    qmgr_trace_done_fn trace_done;
+    void *trace_arg;
+    enum local_outcome *lout;   /* local outcomes of the round, for the trace */
+    struct aliases *aliases;    /* the table this round expands with (a reference) */
     struct qmsg *prev, *next;
 };
 
@@ -75,6 +85,8 @@ struct qmgr {
     struct remote *rm;
     struct qmsg *head;
     size_t count, busy;
+    /* Workers write recipient states while the loop may list them: this guards both. */
+    pthread_mutex_t mu;
 };
 
 static void schedule(struct qmsg *m);
@@ -89,6 +101,7 @@ struct qmgr *qmgr_new(struct event_base *base, struct workq *wq, struct spool *s
     q->sp = sp;
     q->conf = conf;
     q->rm = rm;
+    pthread_mutex_init(&q->mu, NULL);
     return q;
 }
 
@@ -104,6 +117,9 @@ static void qmsg_free(struct qmsg *m)
     q->count--;
     if (m->timer)
         event_free(m->timer);
+    if (m->trace_done)
+        m->trace_done(m->trace_arg);
+    free(m->lout);
     env_free(&m->env);
     buf_free(&m->content);
     free(m->act);
@@ -142,14 +158,17 @@ static void rcpt_outcome(struct qmsg *m, size_t i, enum env_rstate st, const cha
 {
     struct env_rcpt *r = &m->env.rcpts[i];
     const struct conf *c = m->q->conf;
+    pthread_mutex_lock(&m->q->mu);
     set_str(&r->status, status);
     set_str(&r->host, host);
     set_str(&r->reason, reason);
     if (st == ENV_R_PENDING) {
         r->next_try = now + backoff(c, r->attempts);
+        pthread_mutex_unlock(&m->q->mu);
         return;
     }
     r->state = st;
+    pthread_mutex_unlock(&m->q->mu);
     unsigned want = st == ENV_R_FAILED ? SMTP_NOTIFY_FAILURE : SMTP_NOTIFY_SUCCESS;
     /* Failures are reported unless NOTIFY says otherwise (RFC 3461 4.1); successes only
      * when asked. */
@@ -181,14 +200,27 @@ static void local_job(struct workq_job *j)
         return;
     }
     env_free(&disk);
+    e->size = m->content.len;
     enum local_outcome *out = xcalloc(e->nrcpt + 1, sizeof *out);
     char **why = xcalloc(e->nrcpt + 1, sizeof *why);
     struct env_msg fwd;
+    if (m->bounce_all) {
+        m->bounce_all = false;
+        for (size_t i = 0; i < e->nrcpt; i++)
+            if (e->rcpts[i].state == ENV_R_PENDING) {
+                log_info("%s to=<%s> status=bounced reason=\"bounced by the administrator\"",
+                    e->id, e->rcpts[i].addr);
+                rcpt_outcome(m, i, ENV_R_FAILED, "5.0.0", NULL,
+                    "returned by the mail administrator", now);
+            }
+    }
+    pthread_mutex_lock(&q->mu);
     for (size_t i = 0; i < e->nrcpt; i++)
         if (e->rcpts[i].local && e->rcpts[i].state == ENV_R_PENDING &&
             e->rcpts[i].next_try <= now)
             e->rcpts[i].attempts++;
-    local_deliver(q->conf, q->sp, e, m->content.p, m->content.len, now, out, why, &fwd);
+    pthread_mutex_unlock(&q->mu);
+    local_deliver(q->conf, m->aliases, q->sp, e, m->content.p, m->content.len, now, out, why, &fwd);
     if (fwd.nrcpt > 0)
         keep_created(m, &fwd);
     for (size_t i = 0; i < e->nrcpt; i++) {
@@ -213,7 +245,8 @@ static void local_job(struct workq_job *j)
         free(why[i]);
     }
     free(why);
-    free(out);
+    free(m->lout);
+    m->lout = out;
 }
 
 /* ---- round, step 2: remote deliveries on the loop ---- */
@@ -226,6 +259,13 @@ static void group_free(struct rgroup *g)
     free(g->orcpt);
     free(g->res);
     free(g);
+}
+
+static void trace_tramp(void *arg, const char *dir, const char *text)
+{
+    struct rgroup *g = arg;
+    if (g->m->trace_fn)
+        g->m->trace_fn(g->m->trace_arg, dir, text);
 }
 
 static void remote_done(struct remote_req *req)
@@ -320,6 +360,7 @@ static void start_remote(struct qmsg *m)
         rq->res = g->res;
         rq->done = remote_done;
         rq->arg = g;
+        rq->trace = m->trace_fn ? trace_tramp : NULL;
         m->remote_out++;
         remote_send(q->rm, rq);
     }
@@ -335,6 +376,21 @@ static void local_done(struct workq_job *j)
     for (size_t i = 0; i < m->ncreated; i++)
         qmgr_add(q, &m->created[i]);
     m->ncreated = 0;
+    if (m->trace_fn && m->lout) {
+        for (size_t i = 0; i < m->env.nrcpt; i++) {
+            const struct env_rcpt *r = &m->env.rcpts[i];
+            char line[1200];
+            if (m->lout[i] == LOCAL_DELIVERED)
+                snprintf(line, sizeof line, "<%s>... Delivered to the local mailbox", r->addr);
+            else if (m->lout[i] == LOCAL_TEMP || m->lout[i] == LOCAL_PERM)
+                snprintf(line, sizeof line, "<%s>... %s (%s)", r->addr,
+                    m->lout[i] == LOCAL_TEMP ? "Deferred" : "Failed",
+                    r->reason ? r->reason : "");
+            else
+                continue;
+            m->trace_fn(m->trace_arg, "local", line);
+        }
+    }
     if (m->load_failed) {
         time_t now = time(NULL);
         for (size_t i = 0; i < m->env.nrcpt; i++)
@@ -359,6 +415,13 @@ static void finish_job(struct workq_job *j)
         return;     /* quarantined */
     int *delayed = xcalloc(e->nrcpt + 1, sizeof *delayed);
     bool any_delay = false;
+    if (m->delete_after) {
+        spool_remove(q->sp, e->id);
+        log_info("%s removed by the administrator", e->id);
+        m->finished = true;
+        free(delayed);
+        return;
+    }
     for (size_t i = 0; i < e->nrcpt; i++) {
         struct env_rcpt *r = &e->rcpts[i];
         delayed[i] = NOTIFY_NONE;
@@ -375,7 +438,9 @@ static void finish_job(struct workq_job *j)
             now - e->arrival >= (time_t)c->delay_warning_time &&
             (r->notify == 0 || (r->notify & SMTP_NOTIFY_DELAY)) && e->sender[0]) {
             delayed[i] = DSN_DELAYED;
+            pthread_mutex_lock(&q->mu);
             r->delay_notified = true;
+            pthread_mutex_unlock(&q->mu);
             any_delay = true;
         }
     }
@@ -427,6 +492,14 @@ static void finish_done(struct workq_job *j)
     m->busy = false;
     q->busy--;
     buf_free(&m->content);
+    aliases_free(m->aliases);
+    m->aliases = NULL;
+    if (m->trace_done) {
+        qmgr_trace_done_fn done = m->trace_done;
+        m->trace_done = NULL;
+        m->trace_fn = NULL;
+        done(m->trace_arg);
+    }
     for (size_t i = 0; i < m->ncreated; i++)
         qmgr_add(q, &m->created[i]);
     m->ncreated = 0;
@@ -468,8 +541,9 @@ static void round_finish(struct qmsg *m)
 
 static void schedule(struct qmsg *m)
 {
-    if (m->busy)
+    if (m->busy || m->env.held)
         return;
+    m->trace_wait = false;
     m->busy = true;
     m->q->busy++;
     m->load_failed = false;
@@ -478,6 +552,8 @@ static void schedule(struct qmsg *m)
     for (size_t i = 0; i < m->env.nrcpt; i++)
         m->act[i] = NOTIFY_NONE;
     buf_init(&m->content, 0);
+    /* RELOAD may replace the table while this round runs on a worker. */
+    m->aliases = aliases_ref(m->q->conf->aliases);
     m->job.fn = local_job;
     m->job.done = local_done;
     workq_submit(m->q->wq, &m->job);
@@ -502,6 +578,164 @@ void qmgr_add(struct qmgr *q, struct env_msg *e)
     schedule(qmsg_link(q, e));
 }
 
+void qmgr_add_ex(struct qmgr *q, struct env_msg *e, bool trace_hold)
+{
+    struct qmsg *m = qmsg_link(q, e);
+    if (!trace_hold) {
+        schedule(m);
+        return;
+    }
+    /* sendmail -v asks for this message's transcript next; don't start without it. */
+    m->trace_wait = true;
+    m->timer = evtimer_new(q->base, on_timer, m);
+    struct timeval tv = { QMGR_TRACE_WAIT, 0 };
+    evtimer_add(m->timer, &tv);
+}
+
+static struct qmsg *find(struct qmgr *q, const char *id)
+{
+    for (struct qmsg *m = q->head; m; m = m->next)
+        if (strcmp(m->env.id, id) == 0)
+            return m;
+    return NULL;
+}
+
+const struct env_msg *qmgr_find(struct qmgr *q, const char *id)
+{
+    struct qmsg *m = find(q, id);
+    return m ? &m->env : NULL;
+}
+
+int qmgr_trace(struct qmgr *q, const char *id, qmgr_trace_fn fn, qmgr_trace_done_fn done,
+    void *arg)
+{
+    struct qmsg *m = find(q, id);
+    if (m == NULL || m->env.held || m->finished)
+        return -1;
+    if (m->trace_done)
+        m->trace_done(m->trace_arg);
+    m->trace_fn = fn;
+    m->trace_done = done;
+    m->trace_arg = arg;
+    if (!m->busy) {
+        if (m->timer)
+            evtimer_del(m->timer);
+        for (size_t i = 0; i < m->env.nrcpt; i++)
+            m->env.rcpts[i].next_try = 0;
+        schedule(m);
+    }
+    return 0;
+}
+
+void qmgr_untrace(struct qmgr *q, void *arg)
+{
+    for (struct qmsg *m = q->head; m; m = m->next) {
+        if (m->trace_arg == arg) {
+            m->trace_fn = NULL;
+            m->trace_done = NULL;
+            m->trace_arg = NULL;
+        }
+    }
+}
+
+/* Worker: write the hold flag (part of the status file). */
+static void hold_job(struct workq_job *j)
+{
+    struct qmsg *m = (struct qmsg *)((char *)j - offsetof(struct qmsg, job));
+    if (spool_save_status(m->q->sp, &m->env) == -1)
+        log_warn("%s cannot save the hold flag", m->env.id);
+}
+
+static void hold_done(struct workq_job *j)
+{
+    struct qmsg *m = (struct qmsg *)((char *)j - offsetof(struct qmsg, job));
+    m->busy = false;
+    m->q->busy--;
+    if (!m->env.held)
+        schedule(m);
+}
+
+int qmgr_hold(struct qmgr *q, const char *id, bool hold)
+{
+    struct qmsg *m = find(q, id);
+    if (m == NULL)
+        return -1;
+    if (m->env.held == hold)
+        return 0;
+    m->env.held = hold;
+    log_info("%s %s by the administrator", id, hold ? "held" : "released");
+    if (m->busy)
+        return 0;               /* the round's end writes the status file, flag included */
+    if (m->timer)
+        evtimer_del(m->timer);
+    if (!hold)
+        for (size_t i = 0; i < m->env.nrcpt; i++)
+            m->env.rcpts[i].next_try = 0;
+    m->busy = true;
+    q->busy++;
+    m->job.fn = hold_job;
+    m->job.done = hold_done;
+    workq_submit(q->wq, &m->job);
+    return 0;
+}
+
+static void delete_job(struct workq_job *j)
+{
+    struct qmsg *m = (struct qmsg *)((char *)j - offsetof(struct qmsg, job));
+    spool_remove(m->q->sp, m->env.id);
+    log_info("%s removed by the administrator", m->env.id);
+}
+
+static void delete_done(struct workq_job *j)
+{
+    struct qmsg *m = (struct qmsg *)((char *)j - offsetof(struct qmsg, job));
+    m->q->busy--;
+    qmsg_free(m);
+}
+
+int qmgr_delete(struct qmgr *q, const char *id)
+{
+    struct qmsg *m = find(q, id);
+    if (m == NULL)
+        return -1;
+    if (m->busy) {
+        m->delete_after = true;
+        return 0;
+    }
+    if (m->timer)
+        evtimer_del(m->timer);
+    m->busy = true;
+    q->busy++;
+    m->job.fn = delete_job;
+    m->job.done = delete_done;
+    workq_submit(q->wq, &m->job);
+    return 0;
+}
+
+int qmgr_bounce(struct qmgr *q, const char *id)
+{
+    struct qmsg *m = find(q, id);
+    if (m == NULL)
+        return -1;
+    m->bounce_all = true;
+    m->env.held = false;
+    if (!m->busy) {
+        if (m->timer)
+            evtimer_del(m->timer);
+        schedule(m);
+    }
+    return 0;
+}
+
+void qmgr_foreach(struct qmgr *q, void (*fn)(void *arg, const struct env_msg *m, bool busy),
+    void *arg)
+{
+    pthread_mutex_lock(&q->mu);
+    for (struct qmsg *m = q->head; m; m = m->next)
+        fn(arg, &m->env, m->busy);
+    pthread_mutex_unlock(&q->mu);
+}
+
 size_t qmgr_flush(struct qmgr *q, const char *domain)
 {
     size_t n = 0;
@@ -517,7 +751,7 @@ size_t qmgr_flush(struct qmgr *q, const char *domain)
                 hit = true;
             }
         }
-        if (hit && !m->busy) {
+        if (hit && !m->busy && !m->env.held) {
             if (m->timer)
                 evtimer_del(m->timer);
             schedule(m);
@@ -550,8 +784,8 @@ size_t qmgr_recover(struct qmgr *q)
             /* After a restart every pending recipient is due now. */
             for (size_t k = 0; k < m->env.nrcpt; k++)
                 m->env.rcpts[k].next_try = 0;
-            log_info("%s recovered from=<%s> nrcpt=%zu", m->env.id, m->env.sender,
-                m->env.nrcpt);
+            log_info("%s recovered from=<%s> nrcpt=%zu%s", m->env.id, m->env.sender,
+                m->env.nrcpt, m->env.held ? " held" : "");
             schedule(m);
             loaded++;
         }
@@ -577,5 +811,6 @@ void qmgr_free(struct qmgr *q)
         return;
     while (q->head)
         qmsg_free(q->head);
+    pthread_mutex_destroy(&q->mu);
     free(q);
 }

@@ -337,9 +337,13 @@ void srv_received(const struct smtp_server *s, struct buf *b)
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
     char helo[SMTP_DOMAIN_MAX * 4 + 1];
     str_escape(helo, sizeof helo, s->helo, strlen(s->helo));
-    buf_printf(b, "Received: from %s (%s%s%s)\n\tby %s (postel) with %s id %s", helo,
-        strchr(s->client_addr, ':') ? "[IPv6:" : "[", s->client_addr, "]",
-        s->conf->hostname, with_proto(s), t->id);
+    if (s->local_user[0])
+        buf_printf(b, "Received: from %s (local user %s)\n\tby %s (postel) with %s id %s",
+            helo, s->local_user, s->conf->hostname, with_proto(s), t->id);
+    else
+        buf_printf(b, "Received: from %s (%s%s%s)\n\tby %s (postel) with %s id %s", helo,
+            strchr(s->client_addr, ':') ? "[IPv6:" : "[", s->client_addr, "]",
+            s->conf->hostname, with_proto(s), t->id);
     if (t->nrcpt == 1) {
         char q[SMTP_PATH_MAX * 4];
         const char *a = t->rcpts[0].addr;

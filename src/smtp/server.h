@@ -88,6 +88,7 @@ struct smtp_server {
     bool tls;                   /* for Received "with ESMTPS" (issue: trust) */
     char helo[SMTP_DOMAIN_MAX + 1];
     char client_addr[64];       /* numeric address of the peer */
+    char local_user[96];        /* local submission: "name (uid N)"; "" for network peers */
     size_t errors;              /* errors in a row */
     struct srv_tx *tx;          /* open transaction or NULL */
 };

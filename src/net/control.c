@@ -1,0 +1,643 @@
+/*
+ * net/control.c - the local control socket (protocol in control.h).
+ */
+#include "net/control.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "conf/conf.h"
+#include "deliver/local.h"
+#include "deliver/mx.h"
+#include "deliver/remote.h"
+#include "net/smtpd.h"
+#include "policy/aliases.h"
+#include "queue/qmgr.h"
+#include "queue/spool.h"
+#include "smtp/parse.h"
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/str.h"
+#include "util/workq.h"
+#include "util/xmalloc.h"
+
+#define REQ_MAX 4096
+
+struct control {
+    struct control_deps d;
+    struct evconnlistener *ls;
+    char *path;
+    struct creq *reqs;
+};
+
+/* One client connection. */
+struct creq {
+    struct control *ctl;
+    struct bufferevent *bev;
+    uid_t uid;
+    gid_t gid;
+    char user[96];
+    bool admin;
+    bool closing;
+    bool busy;                  /* a worker job or a lookup holds this request */
+    bool dead;                  /* the client went away while busy */
+    struct workq_job job;
+    char arg[REQ_MAX];
+    struct buf out;             /* a worker's answer */
+    struct aliases *al;         /* VERIFY: the table in use (a reference) */
+    struct conf *newconf;       /* RELOAD: parsed on a worker */
+    struct creq *prev, *next;
+};
+
+static void creq_free(struct creq *r)
+{
+    struct control *ctl = r->ctl;
+    qmgr_untrace(ctl->d.qmgr, r);
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        ctl->reqs = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    if (r->bev)
+        bufferevent_free(r->bev);
+    buf_free(&r->out);
+    free(r);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    struct creq *r = arg;
+    if (r->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        creq_free(r);
+}
+
+/* Send the final line and close once it is out. */
+static void finish(struct creq *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void finish(struct creq *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    evbuffer_add_vprintf(bufferevent_get_output(r->bev), fmt, ap);
+    va_end(ap);
+    evbuffer_add(bufferevent_get_output(r->bev), "\n", 1);
+    r->closing = true;
+    bufferevent_disable(r->bev, EV_READ);
+    bufferevent_enable(r->bev, EV_WRITE);
+}
+
+static void line(struct creq *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void line(struct creq *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    evbuffer_add_vprintf(bufferevent_get_output(r->bev), fmt, ap);
+    va_end(ap);
+    evbuffer_add(bufferevent_get_output(r->bev), "\n", 1);
+}
+
+/* JSON string (escaped) appended to b. */
+static void json_str(struct buf *b, const char *s)
+{
+    buf_puts(b, "\"");
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            buf_printf(b, "\\%c", c);
+        else if (c < 0x20 || c == 0x7f)
+            buf_printf(b, "\\u%04x", c);
+        else
+            buf_append(b, s, 1);
+    }
+    buf_puts(b, "\"");
+}
+
+static void json_msg(struct buf *b, const struct env_msg *m, bool busy)
+{
+    static const char *st[] = { "pending", "delivered", "failed" };
+    buf_puts(b, "{\"id\":");
+    json_str(b, m->id);
+    buf_printf(b, ",\"size\":%llu,\"arrival\":%lld,\"sender\":", m->size, (long long)m->arrival);
+    json_str(b, m->sender);
+    buf_printf(b, ",\"held\":%s,\"active\":%s", m->held ? "true" : "false",
+        busy ? "true" : "false");
+    if (m->user) {
+        buf_puts(b, ",\"user\":");
+        json_str(b, m->user);
+    }
+    buf_puts(b, ",\"recipients\":[");
+    for (size_t i = 0; i < m->nrcpt; i++) {
+        const struct env_rcpt *rc = &m->rcpts[i];
+        buf_puts(b, i ? ",{\"address\":" : "{\"address\":");
+        json_str(b, rc->addr);
+        buf_printf(b, ",\"state\":\"%s\",\"attempts\":%u,\"next_try\":%lld,\"status\":",
+            st[rc->state], rc->attempts, (long long)rc->next_try);
+        json_str(b, rc->status ? rc->status : "");
+        buf_puts(b, ",\"host\":");
+        json_str(b, rc->host ? rc->host : "");
+        buf_puts(b, ",\"reason\":");
+        json_str(b, rc->reason ? rc->reason : "");
+        buf_puts(b, "}");
+    }
+    buf_puts(b, "]}");
+}
+
+static void list_one(void *arg, const struct env_msg *m, bool busy)
+{
+    struct creq *r = arg;
+    struct buf b;
+    buf_init(&b, 0);
+    json_msg(&b, m, busy);
+    line(r, "%s", buf_cstr(&b));
+    buf_free(&b);
+}
+
+/* ---- TRACE ---- */
+
+static void trace_line(void *arg, const char *kind, const char *text)
+{
+    struct creq *r = arg;
+    line(r, "T %s %s", kind, text);
+}
+
+static void trace_done(void *arg)
+{
+    struct creq *r = arg;
+    finish(r, "OK");
+}
+
+/* ---- worker-backed requests: SHOW and VERIFY (local part) ---- */
+
+static void show_job(struct workq_job *j)
+{
+    struct creq *r = (struct creq *)((char *)j - offsetof(struct creq, job));
+    struct env_msg m;
+    struct buf content;
+    char err[256];
+    buf_init(&content, 0);
+    if (spool_load(r->ctl->d.spool, r->arg, &m, &content, err, sizeof err) != 0) {
+        buf_printf(&r->out, "ERR %s: %s", r->arg, err);
+        buf_free(&content);
+        return;
+    }
+    m.size = content.len;
+    json_msg(&r->out, &m, false);
+    buf_puts(&r->out, "\n");
+    /* the header block */
+    const char *p = content.p ? content.p : "", *e = p + content.len;
+    while (p < e) {
+        const char *nl = memchr(p, '\n', (size_t)(e - p));
+        size_t l = nl ? (size_t)(nl - p) : (size_t)(e - p);
+        if (l == 0)
+            break;
+        char esc[2100];
+        buf_printf(&r->out, "H %s\n", str_escape(esc, sizeof esc, p, l < 1000 ? l : 1000));
+        p += l + 1;
+    }
+    buf_puts(&r->out, "OK");
+    env_free(&m);
+    buf_free(&content);
+}
+
+static bool is_local_cb(const char *domain, void *ctx)
+{
+    return conf_is_local_domain(ctx, domain);
+}
+
+static void verify_job(struct workq_job *j)
+{
+    struct creq *r = (struct creq *)((char *)j - offsetof(struct creq, job));
+    const struct conf *c = r->ctl->d.conf;
+    const struct aliases *al = r->al;
+    char local[SMTP_LOCAL_MAX * 2 + 3];
+    str_copy(local, sizeof local, r->arg);
+    char *at = strrchr(local, '@');
+    if (at)
+        *at = '\0';
+    str_lower(local);
+    struct alias_result res = { 0 };
+    char err[300];
+    if (aliases_exists(al, local)) {
+        const char *const *mem = aliases_members(al, local);
+        buf_printf(&r->out, "alias %s ->", local);
+        for (size_t i = 0; mem && mem[i]; i++)
+            buf_printf(&r->out, "%s %s", i ? "," : "", mem[i]);
+        buf_puts(&r->out, "\n");
+    }
+    int x = aliases_expand(al, local, is_local_cb, (void *)c, &res, err, sizeof err);
+    if (x != 0) {
+        buf_printf(&r->out, "error %s\nERR undeliverable", err);
+        return;
+    }
+    bool ok = true;
+    for (size_t i = 0; i < res.nlocal; i++) {
+        if (conf_is_local_user(c, res.local[i])) {
+            buf_printf(&r->out, "local %s\n", res.local[i]);
+        } else {
+            buf_printf(&r->out, "error no such mailbox: %s\n", res.local[i]);
+            ok = false;
+        }
+    }
+    for (size_t i = 0; i < res.nremote; i++)
+        buf_printf(&r->out, "forward %s\n", res.remote[i]);
+    alias_result_free(&res);
+    buf_puts(&r->out, ok ? "OK" : "ERR undeliverable");
+}
+
+/* RELOAD, worker side: read the configuration again (file or built-in). */
+static void reload_job(struct workq_job *j)
+{
+    struct creq *r = (struct creq *)((char *)j - offsetof(struct creq, job));
+    const char *file = r->ctl->d.conf_file;
+    char err[600];
+    r->newconf = file ? conf_load(file, err, sizeof err) :
+        conf_parse(conf_default_text, strlen(conf_default_text), "(built-in)", err, sizeof err);
+    if (r->newconf == NULL)
+        buf_printf(&r->out, "ERR %s", err);
+    else
+        buf_printf(&r->out, "OK aliases reloaded (%zu); other settings take a restart",
+            aliases_count(r->newconf->aliases));
+}
+
+static void job_done(struct workq_job *j)
+{
+    struct creq *r = (struct creq *)((char *)j - offsetof(struct creq, job));
+    r->busy = false;
+    aliases_free(r->al);
+    r->al = NULL;
+    if (r->newconf) {
+        /* RELOAD: swap the aliases on the loop; rounds in flight keep their reference. */
+        struct conf *c = r->ctl->d.conf;
+        struct aliases *old = c->aliases;
+        c->aliases = r->newconf->aliases;
+        r->newconf->aliases = old;
+        conf_free(r->newconf);
+        r->newconf = NULL;
+        log_info("aliases reloaded: %zu entries", aliases_count(c->aliases));
+    }
+    if (r->dead) {
+        creq_free(r);
+        return;
+    }
+    finish(r, "%s", buf_cstr(&r->out));
+}
+
+static void run_job(struct creq *r, void (*fn)(struct workq_job *))
+{
+    r->busy = true;
+    r->job.fn = fn;
+    r->job.done = job_done;
+    workq_submit(r->ctl->d.wq, &r->job);
+}
+
+static void on_route(void *arg, enum mx_status st, const char *code, const char *why,
+    const struct mx_target *t, size_t n)
+{
+    struct creq *r = arg;
+    r->busy = false;
+    if (r->dead) {
+        creq_free(r);
+        return;
+    }
+    if (st != MX_OK) {
+        line(r, "error %s %s", code, why);
+        finish(r, "ERR %s", st == MX_PERM ? "undeliverable" : "try again later");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ip[64] = "";
+        const struct sockaddr *sa = (const struct sockaddr *)&t[i].addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, ip,
+                sizeof ip);
+        else
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+                ip, sizeof ip);
+        line(r, "address %s %s", t[i].host, ip);
+    }
+    finish(r, "OK");
+}
+
+static void do_verify(struct creq *r, const char *a)
+{
+    const struct conf *c = r->ctl->d.conf;
+    char path[SMTP_PATH_MAX * 2];
+    if (a[0] == '<')
+        str_copy(path, sizeof path, a);
+    else
+        snprintf(path, sizeof path, "<%s>", a);
+    struct smtp_path p;
+    size_t end;
+    enum smtp_perr e = smtp_parse_path(path, strlen(path), false, true, &p, &end);
+    if (e != SMTP_PERR_OK && strchr(a, '@') == NULL && a[0]) {
+        /* a bare local name */
+        snprintf(path, sizeof path, "<%s@%s>", a,
+            c->nlocal_domains ? c->local_domains[0] : c->hostname);
+        e = smtp_parse_path(path, strlen(path), false, true, &p, &end);
+    }
+    if (e != SMTP_PERR_OK) {
+        finish(r, "ERR %s", smtp_perr_reply(e, true));
+        return;
+    }
+    if (p.postmaster || (strchr(a, '@') == NULL) || conf_is_local_domain(c, p.domain)) {
+        str_copy(r->arg, sizeof r->arg, p.postmaster ? "postmaster" : p.local);
+        r->al = aliases_ref(c->aliases);
+        run_job(r, verify_job);
+        return;
+    }
+    if (!c->relayhost) {
+        line(r, "remote %s", p.domain);
+    } else {
+        line(r, "remote %s via relayhost %s", p.domain, c->relayhost);
+    }
+    const char *dest = c->relayhost ? c->relayhost : p.domain;
+    char d[300];
+    str_copy(d, sizeof d, dest);
+    int port = (int)c->smtp_port, no_mx = 0;
+    if (c->relayhost) {
+        char *colon = strrchr(d, ':'), *rb = strrchr(d, ']');
+        if (colon && (rb == NULL || colon > rb)) {
+            port = atoi(colon + 1);
+            *colon = '\0';
+        }
+        no_mx = d[0] == '[';
+    }
+    r->busy = true;
+    mx_route(r->ctl->d.dns, d, no_mx, c->hostname, port, on_route, r);
+}
+
+/* ---- dispatch ---- */
+
+static bool need_admin(struct creq *r)
+{
+    if (r->admin)
+        return true;
+    finish(r, "ERR permission denied (root or group %s only)", r->ctl->d.conf->admin_group);
+    return false;
+}
+
+static void dispatch(struct creq *r, char *req, const char *rest, size_t restlen)
+{
+    struct control *ctl = r->ctl;
+    char *arg = strchr(req, ' ');
+    if (arg)
+        *arg++ = '\0';
+    else
+        arg = req + strlen(req);
+    if (!strcmp(req, "SMTP")) {
+        int fd = bufferevent_getfd(r->bev);
+        bool trace = !strcmp(arg, "TRACE");
+        /* Hand the socket over to the SMTP engine, with what was read past the request. */
+        bufferevent_setfd(r->bev, -1);
+        bufferevent_free(r->bev);
+        r->bev = NULL;
+        char user[96];
+        str_copy(user, sizeof user, r->user);
+        creq_free(r);
+        smtpd_adopt(ctl->d.smtpd, fd, user, trace, rest, restlen);
+        return;
+    }
+    if (!strcmp(req, "TRACE")) {
+        if (qmgr_trace(ctl->d.qmgr, arg, trace_line, trace_done, r) == -1)
+            finish(r, "ERR %s: no such message in the queue (delivered already?)", arg);
+        return;
+    }
+    if (!strcmp(req, "LIST")) {
+        qmgr_foreach(ctl->d.qmgr, list_one, r);
+        finish(r, "OK");
+        return;
+    }
+    if (!strcmp(req, "SHOW")) {
+        if (qmgr_find(ctl->d.qmgr, arg) == NULL) {
+            finish(r, "ERR %s: no such message", arg);
+            return;
+        }
+        str_copy(r->arg, sizeof r->arg, arg);
+        run_job(r, show_job);
+        return;
+    }
+    if (!strcmp(req, "STATUS")) {
+        time_t now = time(NULL);
+        line(r, "version 0.1");
+        line(r, "uptime %lld", (long long)(now - ctl->d.started));
+        line(r, "sessions %zu", smtpd_sessions(ctl->d.smtpd));
+        line(r, "queue %zu", qmgr_count(ctl->d.qmgr));
+        line(r, "active %zu", qmgr_busy(ctl->d.qmgr));
+        line(r, "outbound_connections %zu", remote_active(ctl->d.remote));
+        finish(r, "OK");
+        return;
+    }
+    if (!strcmp(req, "VERIFY")) {
+        if (*arg == '\0') {
+            finish(r, "ERR usage: VERIFY ADDRESS");
+            return;
+        }
+        do_verify(r, arg);
+        return;
+    }
+    if (!strcmp(req, "FLUSH")) {
+        if (!need_admin(r))
+            return;
+        size_t n = qmgr_flush(ctl->d.qmgr, *arg ? arg : NULL);
+        log_info("flush%s%s by %s: %zu message(s)", *arg ? " " : "", arg, r->user, n);
+        finish(r, "OK %zu", n);
+        return;
+    }
+    if (!strcmp(req, "HOLD") || !strcmp(req, "RELEASE") || !strcmp(req, "DELETE") ||
+        !strcmp(req, "BOUNCE")) {
+        if (!need_admin(r))
+            return;
+        int x = !strcmp(req, "HOLD") ? qmgr_hold(ctl->d.qmgr, arg, true) :
+            !strcmp(req, "RELEASE") ? qmgr_hold(ctl->d.qmgr, arg, false) :
+            !strcmp(req, "DELETE") ? qmgr_delete(ctl->d.qmgr, arg) :
+            qmgr_bounce(ctl->d.qmgr, arg);
+        if (x == -1)
+            finish(r, "ERR %s: no such message", arg);
+        else
+            finish(r, "OK");
+        return;
+    }
+    if (!strcmp(req, "RELOAD")) {
+        if (!need_admin(r))
+            return;
+        run_job(r, reload_job);
+        return;
+    }
+    finish(r, "ERR unknown request");
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    struct creq *r = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    if (r->busy || r->closing)
+        return;
+    struct evbuffer_ptr p = evbuffer_search(in, "\n", 1, NULL);
+    if (p.pos == -1) {
+        if (evbuffer_get_length(in) > REQ_MAX)
+            finish(r, "ERR request too long");
+        return;
+    }
+    if ((size_t)p.pos >= REQ_MAX) {
+        finish(r, "ERR request too long");
+        return;
+    }
+    char req[REQ_MAX + 1];
+    evbuffer_remove(in, req, (size_t)p.pos + 1);
+    req[p.pos] = '\0';
+    if (p.pos > 0 && req[p.pos - 1] == '\r')
+        req[p.pos - 1] = '\0';
+    for (char *c = req; *c; c++) {
+        if ((unsigned char)*c < 0x20) {
+            finish(r, "ERR bad request");
+            return;
+        }
+    }
+    bufferevent_disable(bev, EV_READ);
+    size_t restlen = evbuffer_get_length(in);
+    char *rest = restlen ? xmalloc(restlen) : NULL;
+    if (restlen)
+        evbuffer_remove(in, rest, restlen);
+    log_debug("control: request \"%s\" with %zu more octets", req, restlen);
+    dispatch(r, req, rest, restlen);
+    free(rest);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    (void)what;
+    struct creq *r = arg;
+    if (r->busy) {
+        r->dead = true;
+        bufferevent_disable(r->bev, EV_READ | EV_WRITE);
+        return;
+    }
+    creq_free(r);
+}
+
+/* Is uid root or a member of the admin group? */
+static bool is_admin(const struct conf *c, uid_t uid, gid_t gid)
+{
+    if (uid == 0)
+        return true;
+    if (c->admin_group == NULL)
+        return false;
+    /* XXX: NSS lookups block; they are local file reads on the systems we target. */
+    struct group gr, *g = NULL;
+    char gb[4096];
+    if (getgrnam_r(c->admin_group, &gr, gb, sizeof gb, &g) != 0 || g == NULL)
+        return false;
+    if (g->gr_gid == gid)
+        return true;
+    struct passwd pw, *p = NULL;
+    char pb[4096];
+    if (getpwuid_r(uid, &pw, pb, sizeof pb, &p) != 0 || p == NULL)
+        return false;
+    for (char **m = g->gr_mem; m && *m; m++)
+        if (strcmp(*m, p->pw_name) == 0)
+            return true;
+    return false;
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+    (void)l;
+    (void)sa;
+    (void)salen;
+    struct control *ctl = arg;
+    struct ucred cr;
+    socklen_t cl = sizeof cr;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) == -1) {
+        close(fd);
+        return;
+    }
+    struct creq *r = xcalloc(1, sizeof *r);
+    r->ctl = ctl;
+    r->uid = cr.uid;
+    r->gid = cr.gid;
+    buf_init(&r->out, 0);
+    struct passwd pw, *p = NULL;
+    char pb[4096];
+    if (getpwuid_r(cr.uid, &pw, pb, sizeof pb, &p) == 0 && p)
+        snprintf(r->user, sizeof r->user, "%.60s (uid %u)", p->pw_name, (unsigned)cr.uid);
+    else
+        snprintf(r->user, sizeof r->user, "uid %u", (unsigned)cr.uid);
+    r->admin = is_admin(ctl->d.conf, cr.uid, cr.gid);
+    r->bev = bufferevent_socket_new(ctl->d.base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (r->bev == NULL) {
+        close(fd);
+        free(r);
+        return;
+    }
+    r->next = ctl->reqs;
+    if (ctl->reqs)
+        ctl->reqs->prev = r;
+    ctl->reqs = r;
+    bufferevent_setcb(r->bev, on_read, on_write, on_event, r);
+    struct timeval tv = { 300, 0 };
+    bufferevent_set_timeouts(r->bev, &tv, NULL);
+    bufferevent_enable(r->bev, EV_READ);
+}
+
+struct control *control_new(const struct control_deps *deps, const char *path)
+{
+    struct sockaddr_un sun;
+    memset(&sun, 0, sizeof sun);
+    sun.sun_family = AF_UNIX;
+    if (str_copy(sun.sun_path, sizeof sun.sun_path, path) == -1) {
+        log_warnx("control socket path too long: %s", path);
+        return NULL;
+    }
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+        unlink(path);
+    struct control *ctl = xcalloc(1, sizeof *ctl);
+    ctl->d = *deps;
+    ctl->path = xstrdup(path);
+    mode_t old = umask(0);
+    ctl->ls = evconnlistener_new_bind(deps->base, on_accept, ctl,
+        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 128, (struct sockaddr *)&sun,
+        (int)sizeof sun);
+    umask(old);
+    if (ctl->ls == NULL) {
+        log_warn("cannot listen on the control socket %s", path);
+        free(ctl->path);
+        free(ctl);
+        return NULL;
+    }
+    log_info("control socket listening on %s", path);
+    return ctl;
+}
+
+void control_free(struct control *c)
+{
+    if (c == NULL)
+        return;
+    evconnlistener_free(c->ls);
+    while (c->reqs)
+        creq_free(c->reqs);
+    unlink(c->path);
+    free(c->path);
+    free(c);
+}

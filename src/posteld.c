@@ -25,20 +25,20 @@
 #include "queue/spool.h"
 #include "util/fsx.h"
 #include "util/log.h"
-#include "util/workq.h"
+#include "util/tpool.h"
 
 struct daemon {
     struct event_base *base;
     const struct conf *conf;
     struct spool *spool;
-    struct workq *wq;
+    struct tpool *wq;
     struct smtpd *smtpd;
     struct qmgr *qmgr;
     struct event *stop_check;
     int stop_ticks;
     /* the drop directory, scanned at start and every PICKUP_EVERY seconds */
     struct event *pickup_timer;
-    struct workq_job pickup_job;
+    struct tpool_job pickup_job;
     bool pickup_busy;
     struct env_msg *picked;
     size_t npicked;
@@ -46,13 +46,13 @@ struct daemon {
 
 #define PICKUP_EVERY 5
 
-static void pickup_run(struct workq_job *j)
+static void pickup_run(struct tpool_job *j)
 {
     struct daemon *dm = (struct daemon *)((char *)j - offsetof(struct daemon, pickup_job));
     dm->npicked = pickup_scan(dm->conf, dm->spool, &dm->picked);
 }
 
-static void pickup_done(struct workq_job *j)
+static void pickup_done(struct tpool_job *j)
 {
     struct daemon *dm = (struct daemon *)((char *)j - offsetof(struct daemon, pickup_job));
     for (size_t i = 0; i < dm->npicked; i++)
@@ -73,7 +73,7 @@ static void on_pickup_timer(evutil_socket_t fd, short what, void *arg)
     dm->pickup_busy = true;
     dm->pickup_job.fn = pickup_run;
     dm->pickup_job.done = pickup_done;
-    workq_submit(dm->wq, &dm->pickup_job);
+    tpool_submit(dm->wq, &dm->pickup_job);
 }
 
 static void usage(void)
@@ -170,8 +170,8 @@ int main(int argc, char **argv)
     dm.base = event_base_new();
     if (dm.base == NULL)
         log_fatalx("cannot create the event loop");
-    struct workq *commit_wq = workq_new(dm.base, conf->workers);
-    struct workq *deliver_wq = workq_new(dm.base, conf->workers);
+    struct tpool *commit_wq = tpool_new(dm.base, conf->workers);
+    struct tpool *deliver_wq = tpool_new(dm.base, conf->workers);
     struct dns *dns = dns_new(dm.base, conf->dns_servers, 5000, err, sizeof err);
     if (dns == NULL)
         log_fatalx("%s", err);
@@ -211,10 +211,10 @@ int main(int argc, char **argv)
     control_free(ctl);
     if (dm.pickup_timer)
         event_free(dm.pickup_timer);
-    workq_free(commit_wq);
+    tpool_free(commit_wq);
     smtpd_free(dm.smtpd);
     remote_free(rm);
-    workq_free(deliver_wq);
+    tpool_free(deliver_wq);
     qmgr_free(dm.qmgr);
     dns_free(dns);
     if (dm.stop_check)

@@ -35,7 +35,7 @@
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/str.h"
-#include "util/workq.h"
+#include "util/tpool.h"
 #include "util/xmalloc.h"
 
 #define REQ_MAX 4096
@@ -58,7 +58,7 @@ struct creq {
     bool closing;
     bool busy;                  /* a worker job or a lookup holds this request */
     bool dead;                  /* the client went away while busy */
-    struct workq_job job;
+    struct tpool_job job;
     char arg[REQ_MAX];
     struct buf out;             /* a worker's answer */
     struct aliases *al;         /* VERIFY: the table in use (a reference) */
@@ -187,7 +187,7 @@ static void trace_done(void *arg)
 
 /* ---- worker-backed requests: SHOW and VERIFY (local part) ---- */
 
-static void show_job(struct workq_job *j)
+static void show_job(struct tpool_job *j)
 {
     struct creq *r = (struct creq *)((char *)j - offsetof(struct creq, job));
     struct env_msg m;
@@ -223,7 +223,7 @@ static bool is_local_cb(const char *domain, void *ctx)
     return conf_is_local_domain(ctx, domain);
 }
 
-static void verify_job(struct workq_job *j)
+static void verify_job(struct tpool_job *j)
 {
     struct creq *r = (struct creq *)((char *)j - offsetof(struct creq, job));
     const struct conf *c = r->ctl->d.conf;
@@ -264,7 +264,7 @@ static void verify_job(struct workq_job *j)
 }
 
 /* RELOAD, worker side: read the configuration again (file or built-in). */
-static void reload_job(struct workq_job *j)
+static void reload_job(struct tpool_job *j)
 {
     struct creq *r = (struct creq *)((char *)j - offsetof(struct creq, job));
     const char *file = r->ctl->d.conf_file;
@@ -278,7 +278,7 @@ static void reload_job(struct workq_job *j)
             aliases_count(r->newconf->aliases));
 }
 
-static void job_done(struct workq_job *j)
+static void job_done(struct tpool_job *j)
 {
     struct creq *r = (struct creq *)((char *)j - offsetof(struct creq, job));
     r->busy = false;
@@ -301,12 +301,12 @@ static void job_done(struct workq_job *j)
     finish(r, "%s", buf_cstr(&r->out));
 }
 
-static void run_job(struct creq *r, void (*fn)(struct workq_job *))
+static void run_job(struct creq *r, void (*fn)(struct tpool_job *))
 {
     r->busy = true;
     r->job.fn = fn;
     r->job.done = job_done;
-    workq_submit(r->ctl->d.wq, &r->job);
+    tpool_submit(r->ctl->d.wq, &r->job);
 }
 
 static void on_route(void *arg, enum mx_status st, const char *code, const char *why,

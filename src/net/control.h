@@ -44,7 +44,7 @@ struct conf;
 struct smtpd;
 struct qmgr;
 struct spool;
-struct workq;
+struct tpool;
 struct dns;
 struct remote;
 struct control;
@@ -57,7 +57,7 @@ struct control_deps {
     struct smtpd *smtpd;
     struct qmgr *qmgr;
     struct spool *spool;
-    struct workq *wq;
+    struct tpool *wq;
     struct dns *dns;
     struct remote *remote;
     time_t started;

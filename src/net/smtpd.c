@@ -32,7 +32,7 @@
 #include "smtp/server.h"
 #include "util/log.h"
 #include "util/str.h"
-#include "util/workq.h"
+#include "util/tpool.h"
 #include "util/xmalloc.h"
 
 /* Longest command line kept; longer ones get 500 5.5.2 and are discarded. */
@@ -54,7 +54,7 @@ struct ipcount {
 enum cjob_kind { CJ_SPILL, CJ_COMMIT, CJ_DISCARD };
 
 struct cjob {
-    struct workq_job w;
+    struct tpool_job w;
     struct conn *c;
     enum cjob_kind kind;
     struct spool *sp;
@@ -85,7 +85,7 @@ struct smtpd {
     struct event_base *base;
     const struct conf *conf;
     struct spool *sp;
-    struct workq *wq;
+    struct tpool *wq;
     struct qmgr *qm;
     struct evconnlistener *ls[CONF_MAX_LISTEN];
     size_t nls;
@@ -189,7 +189,7 @@ static struct cjob *conn_job(struct conn *c)
     return c->job;
 }
 
-static void job_run(struct workq_job *w)
+static void job_run(struct tpool_job *w)
 {
     struct cjob *j = (struct cjob *)w;
     int fd = j->fd;
@@ -236,7 +236,7 @@ static void tx_envelope(const struct smtp_server *s, struct env_msg *m)
             t->rcpts[i].orcpt);
 }
 
-static void job_done(struct workq_job *w);
+static void job_done(struct tpool_job *w);
 
 /* Hand the buffered content (and, first time, the envelope) to a worker. */
 static void conn_submit(struct conn *c, enum cjob_kind kind)
@@ -265,7 +265,7 @@ static void conn_submit(struct conn *c, enum cjob_kind kind)
     j->w.done = job_done;
     c->busy = true;
     bufferevent_disable(c->bev, EV_READ);
-    workq_submit(c->d->wq, &j->w);
+    tpool_submit(c->d->wq, &j->w);
 }
 
 static void conn_free(struct conn *c)
@@ -311,10 +311,10 @@ static void discard_async(struct conn *c)
     j->w.fn = job_run;
     j->w.done = job_done;
     c->spool_fd = -1;
-    workq_submit(c->d->wq, &j->w);
+    tpool_submit(c->d->wq, &j->w);
 }
 
-static void job_done(struct workq_job *w)
+static void job_done(struct tpool_job *w)
 {
     struct cjob *j = (struct cjob *)w;
     if (j->kind == CJ_DISCARD) {
@@ -739,7 +739,7 @@ void smtpd_adopt(struct smtpd *d, int fd, const char *user, bool trace_hold, con
 }
 
 struct smtpd *smtpd_new(struct event_base *base, const struct conf *conf, struct spool *sp,
-    struct workq *wq, struct qmgr *qm)
+    struct tpool *wq, struct qmgr *qm)
 {
     struct smtpd *d = xcalloc(1, sizeof *d);
     d->base = base;
@@ -818,7 +818,7 @@ void smtpd_free(struct smtpd *d)
     while (d->conns) {
         struct conn *c = d->conns;
         if (c->busy) {
-            /* workq_free() ran the completion already; nothing should be busy here */
+            /* tpool_free() ran the completion already; nothing should be busy here */
             c->busy = false;
         }
         conn_free(c);

@@ -14,13 +14,13 @@
 struct event_base;
 struct conf;
 struct spool;
-struct workq;
+struct tpool;
 struct qmgr;
 struct smtpd;
 
 /* Bind every listen address of conf. Aborts (startup) when a bind fails. */
 struct smtpd *smtpd_new(struct event_base *base, const struct conf *conf, struct spool *sp,
-    struct workq *wq, struct qmgr *qm);
+    struct tpool *wq, struct qmgr *qm);
 /*
  * Serve an SMTP session on fd, a connection from the control socket: a trusted local
  * client that may relay; user ("name (uid N)") goes into Received and the envelope.

@@ -34,7 +34,7 @@
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/str.h"
-#include "util/workq.h"
+#include "util/tpool.h"
 #include "util/xmalloc.h"
 
 /* Recipients in one outbound transaction (RFC 5321 4.5.3.1.8 promises 100). */
@@ -56,7 +56,7 @@ struct rgroup {
 struct qmsg {
     struct env_msg env;
     struct qmgr *q;
-    struct workq_job job;
+    struct tpool_job job;
     struct event *timer;
     bool busy;
     bool finished;              /* every recipient final: file removed */
@@ -79,7 +79,7 @@ struct qmsg {
 
 struct qmgr {
     struct event_base *base;
-    struct workq *wq;
+    struct tpool *wq;
     struct spool *sp;
     const struct conf *conf;
     struct remote *rm;
@@ -92,7 +92,7 @@ struct qmgr {
 static void schedule(struct qmsg *m);
 static void round_finish(struct qmsg *m);
 
-struct qmgr *qmgr_new(struct event_base *base, struct workq *wq, struct spool *sp,
+struct qmgr *qmgr_new(struct event_base *base, struct tpool *wq, struct spool *sp,
     const struct conf *conf, struct remote *rm)
 {
     struct qmgr *q = xcalloc(1, sizeof *q);
@@ -178,7 +178,7 @@ static void rcpt_outcome(struct qmsg *m, size_t i, enum env_rstate st, const cha
 
 /* ---- round, step 1: local deliveries on a worker ---- */
 
-static void local_job(struct workq_job *j)
+static void local_job(struct tpool_job *j)
 {
     struct qmsg *m = (struct qmsg *)((char *)j - offsetof(struct qmsg, job));
     struct qmgr *q = m->q;
@@ -369,7 +369,7 @@ static void start_remote(struct qmsg *m)
         round_finish(m);
 }
 
-static void local_done(struct workq_job *j)
+static void local_done(struct tpool_job *j)
 {
     struct qmsg *m = (struct qmsg *)((char *)j - offsetof(struct qmsg, job));
     struct qmgr *q = m->q;
@@ -404,7 +404,7 @@ static void local_done(struct workq_job *j)
 
 /* ---- round, step 3: reports and the durable record, on a worker ---- */
 
-static void finish_job(struct workq_job *j)
+static void finish_job(struct tpool_job *j)
 {
     struct qmsg *m = (struct qmsg *)((char *)j - offsetof(struct qmsg, job));
     struct qmgr *q = m->q;
@@ -485,7 +485,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     schedule(arg);
 }
 
-static void finish_done(struct workq_job *j)
+static void finish_done(struct tpool_job *j)
 {
     struct qmsg *m = (struct qmsg *)((char *)j - offsetof(struct qmsg, job));
     struct qmgr *q = m->q;
@@ -536,7 +536,7 @@ static void round_finish(struct qmsg *m)
 {
     m->job.fn = finish_job;
     m->job.done = finish_done;
-    workq_submit(m->q->wq, &m->job);
+    tpool_submit(m->q->wq, &m->job);
 }
 
 static void schedule(struct qmsg *m)
@@ -556,7 +556,7 @@ static void schedule(struct qmsg *m)
     m->aliases = aliases_ref(m->q->conf->aliases);
     m->job.fn = local_job;
     m->job.done = local_done;
-    workq_submit(m->q->wq, &m->job);
+    tpool_submit(m->q->wq, &m->job);
 }
 
 static struct qmsg *qmsg_link(struct qmgr *q, struct env_msg *e)
@@ -639,14 +639,14 @@ void qmgr_untrace(struct qmgr *q, void *arg)
 }
 
 /* Worker: write the hold flag (part of the status file). */
-static void hold_job(struct workq_job *j)
+static void hold_job(struct tpool_job *j)
 {
     struct qmsg *m = (struct qmsg *)((char *)j - offsetof(struct qmsg, job));
     if (spool_save_status(m->q->sp, &m->env) == -1)
         log_warn("%s cannot save the hold flag", m->env.id);
 }
 
-static void hold_done(struct workq_job *j)
+static void hold_done(struct tpool_job *j)
 {
     struct qmsg *m = (struct qmsg *)((char *)j - offsetof(struct qmsg, job));
     m->busy = false;
@@ -675,18 +675,18 @@ int qmgr_hold(struct qmgr *q, const char *id, bool hold)
     q->busy++;
     m->job.fn = hold_job;
     m->job.done = hold_done;
-    workq_submit(q->wq, &m->job);
+    tpool_submit(q->wq, &m->job);
     return 0;
 }
 
-static void delete_job(struct workq_job *j)
+static void delete_job(struct tpool_job *j)
 {
     struct qmsg *m = (struct qmsg *)((char *)j - offsetof(struct qmsg, job));
     spool_remove(m->q->sp, m->env.id);
     log_info("%s removed by the administrator", m->env.id);
 }
 
-static void delete_done(struct workq_job *j)
+static void delete_done(struct tpool_job *j)
 {
     struct qmsg *m = (struct qmsg *)((char *)j - offsetof(struct qmsg, job));
     m->q->busy--;
@@ -708,7 +708,7 @@ int qmgr_delete(struct qmgr *q, const char *id)
     q->busy++;
     m->job.fn = delete_job;
     m->job.done = delete_done;
-    workq_submit(q->wq, &m->job);
+    tpool_submit(q->wq, &m->job);
     return 0;
 }
 

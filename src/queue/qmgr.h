@@ -16,13 +16,13 @@
 #include "queue/envelope.h"
 
 struct event_base;
-struct workq;
+struct tpool;
 struct spool;
 struct conf;
 struct remote;
 struct qmgr;
 
-struct qmgr *qmgr_new(struct event_base *base, struct workq *wq, struct spool *sp,
+struct qmgr *qmgr_new(struct event_base *base, struct tpool *wq, struct spool *sp,
     const struct conf *conf, struct remote *rm);
 /* Take a committed message (ownership of m's contents moves to the queue manager). */
 void qmgr_add(struct qmgr *q, struct env_msg *m);

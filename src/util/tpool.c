@@ -1,7 +1,7 @@
 /*
- * util/workq.c - worker threads with completions on the event loop.
+ * util/tpool.c - worker threads with completions on the event loop.
  */
-#include "util/workq.h"
+#include "util/tpool.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -15,11 +15,11 @@
 #include "util/log.h"
 #include "util/xmalloc.h"
 
-struct workq {
+struct tpool {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    struct workq_job *head, *tail;      /* to run */
-    struct workq_job *done_head, *done_tail;
+    struct tpool_job *head, *tail;      /* to run */
+    struct tpool_job *done_head, *done_tail;
     unsigned pending;
     bool stop;
     int efd;
@@ -30,12 +30,12 @@ struct workq {
 
 static void *worker_main(void *arg)
 {
-    struct workq *q = arg;
+    struct tpool *q = arg;
     for (;;) {
         pthread_mutex_lock(&q->mu);
         while (q->head == NULL && !q->stop)
             pthread_cond_wait(&q->cv, &q->mu);
-        struct workq_job *j = q->head;
+        struct tpool_job *j = q->head;
         if (j == NULL) {
             pthread_mutex_unlock(&q->mu);
             return NULL;
@@ -64,14 +64,14 @@ static void *worker_main(void *arg)
     }
 }
 
-static void run_completions(struct workq *q)
+static void run_completions(struct tpool *q)
 {
     pthread_mutex_lock(&q->mu);
-    struct workq_job *j = q->done_head;
+    struct tpool_job *j = q->done_head;
     q->done_head = q->done_tail = NULL;
     pthread_mutex_unlock(&q->mu);
     while (j) {
-        struct workq_job *next = j->next;
+        struct tpool_job *next = j->next;
         pthread_mutex_lock(&q->mu);
         q->pending--;
         pthread_mutex_unlock(&q->mu);
@@ -89,9 +89,9 @@ static void on_event(evutil_socket_t fd, short what, void *arg)
     run_completions(arg);
 }
 
-struct workq *workq_new(struct event_base *base, unsigned n)
+struct tpool *tpool_new(struct event_base *base, unsigned n)
 {
-    struct workq *q = xcalloc(1, sizeof *q);
+    struct tpool *q = xcalloc(1, sizeof *q);
     pthread_mutex_init(&q->mu, NULL);
     pthread_cond_init(&q->cv, NULL);
     q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -99,17 +99,17 @@ struct workq *workq_new(struct event_base *base, unsigned n)
         log_fatal("eventfd");
     q->ev = event_new(base, q->efd, EV_READ | EV_PERSIST, on_event, q);
     if (q->ev == NULL || event_add(q->ev, NULL) == -1)
-        log_fatalx("workq: cannot watch the completion queue");
+        log_fatalx("tpool: cannot watch the completion queue");
     q->threads = xcalloc(n, sizeof *q->threads);
     q->nthreads = n;
     for (unsigned i = 0; i < n; i++) {
         if (pthread_create(&q->threads[i], NULL, worker_main, q) != 0)
-            log_fatalx("workq: cannot start worker thread");
+            log_fatalx("tpool: cannot start worker thread");
     }
     return q;
 }
 
-void workq_submit(struct workq *q, struct workq_job *j)
+void tpool_submit(struct tpool *q, struct tpool_job *j)
 {
     j->next = NULL;
     pthread_mutex_lock(&q->mu);
@@ -123,12 +123,12 @@ void workq_submit(struct workq *q, struct workq_job *j)
     pthread_mutex_unlock(&q->mu);
 }
 
-unsigned workq_pending(const struct workq *q)
+unsigned tpool_pending(const struct tpool *q)
 {
     return q->pending;
 }
 
-void workq_free(struct workq *q)
+void tpool_free(struct tpool *q)
 {
     if (q == NULL)
         return;

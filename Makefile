@@ -11,7 +11,7 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 FUZZ_SECONDS ?= 60
 
-PKGS     := libevent libevent_pthreads libcares openssl
+PKGS     := libevent libevent_pthreads libevent_openssl libcares openssl
 CFLAGS   := -std=c11 -D_GNU_SOURCE -O2 -g -Isrc \
             -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla -Wstrict-prototypes \
             -Wno-format-nonliteral $(EXTRA_CFLAGS)

@@ -4,12 +4,16 @@
  * Usage: posteld [-f config] [-n] [-v]
  */
 #include <errno.h>
+#include <ftw.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -20,6 +24,8 @@
 #include "deliver/remote.h"
 #include "net/control.h"
 #include "net/smtpd.h"
+#include "net/tls.h"
+#include "policy/auth.h"
 #include "queue/pickup.h"
 #include "queue/qmgr.h"
 #include "queue/spool.h"
@@ -45,6 +51,9 @@ struct daemon {
 };
 
 #define PICKUP_EVERY 5
+
+static uid_t chown_uid;
+static gid_t chown_gid;
 
 static void pickup_run(struct tpool_job *j)
 {
@@ -112,6 +121,82 @@ static void on_stop_check(evutil_socket_t fd, short what, void *arg)
         event_base_loopbreak(dm->base);
 }
 
+static SSL_CTX *make_server_tls(const struct conf *c, char *err, size_t errsz)
+{
+    if (!c->tls && c->smtps.n == 0)
+        return NULL;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/tls", c->spool_dir);
+    SSL_CTX *ctx = tls_server_ctx(c->tls_cert, c->tls_key, dir, c->hostname, err, errsz);
+    if (ctx == NULL) {
+        if (c->tls_cert)
+            log_fatalx("tls: %s", err);
+        log_warnx("tls: %s; STARTTLS is not offered", err);
+    }
+    return ctx;
+}
+
+/* SIGHUP: load the certificate and key again (renewed certificates). */
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    struct daemon *dm = arg;
+    char err[1024];
+    SSL_CTX *ctx = make_server_tls(dm->conf, err, sizeof err);
+    if (ctx == NULL) {
+        log_warnx("SIGHUP: certificate not reloaded: %s", err);
+        return;
+    }
+    smtpd_set_tls(dm->smtpd, ctx);
+    log_info("SIGHUP: certificate and key reloaded");
+}
+
+static int chown_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)flag;
+    (void)ftw;
+    if ((st->st_uid != chown_uid || st->st_gid != chown_gid) &&
+        lchown(path, chown_uid, chown_gid) == -1)
+        log_warn("cannot chown %s", path);
+    return 0;
+}
+
+/* Become the configured user for good: the spool, the mail store and the control socket
+ * change hands first. Refuses to go on if root could be regained. */
+static void drop_privileges(const struct conf *c, const char *ctlpath)
+{
+    struct passwd *pw = getpwnam(c->user);
+    if (pw == NULL)
+        log_fatalx("user %s: no such user", c->user);
+    if (geteuid() != 0) {
+        if (geteuid() != pw->pw_uid)
+            log_fatalx("user = %s, but started as uid %u without root", c->user,
+                (unsigned)geteuid());
+        return;
+    }
+    if (pw->pw_uid == 0)
+        log_fatalx("user = %s is root: pick an unprivileged user", c->user);
+    chown_uid = pw->pw_uid;
+    chown_gid = pw->pw_gid;
+    if (nftw(c->spool_dir, chown_one, 32, FTW_PHYS) == -1 ||
+        nftw(c->mail_dir, chown_one, 32, FTW_PHYS) == -1)
+        log_warn("cannot hand the spool or mail store to %s", c->user);
+    if (lchown(ctlpath, pw->pw_uid, pw->pw_gid) == -1)
+        log_warn("cannot chown %s", ctlpath);
+    gid_t g = pw->pw_gid;
+    if (setgroups(1, &g) == -1 || setresgid(g, g, g) == -1 ||
+        setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1)
+        log_fatal("cannot become %s", c->user);
+    uid_t r, e, sv;
+    gid_t gr, ge, gs;
+    if (getresuid(&r, &e, &sv) == -1 || r != pw->pw_uid || e != pw->pw_uid ||
+        sv != pw->pw_uid || getresgid(&gr, &ge, &gs) == -1 || gr != g || ge != g || gs != g ||
+        setuid(0) != -1 || seteuid(0) != -1)
+        log_fatalx("privilege drop to %s did not hold", c->user);
+    log_info("running as %s (uid %u, gid %u)", c->user, (unsigned)pw->pw_uid, (unsigned)g);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
@@ -175,19 +260,24 @@ int main(int argc, char **argv)
     struct dns *dns = dns_new(dm.base, conf->dns_servers, 5000, err, sizeof err);
     if (dns == NULL)
         log_fatalx("%s", err);
-    struct remote *rm = remote_new(dm.base, dns, conf);
+    SSL_CTX *client_tls = tls_client_ctx(conf->tls_ca_file, err, sizeof err);
+    if (client_tls == NULL)
+        log_warnx("outbound TLS unavailable: %s", err);
+    struct remote *rm = remote_new(dm.base, dns, conf, client_tls);
     dm.qmgr = qmgr_new(dm.base, deliver_wq, sp, conf, rm);
-    size_t n = qmgr_recover(dm.qmgr);
-    dm.smtpd = smtpd_new(dm.base, conf, sp, commit_wq, dm.qmgr);
+    SSL_CTX *server_tls = make_server_tls(conf, err, sizeof err);
+    struct auth_db *authdb = NULL;
+    struct auth_senders *senders = NULL;
+    if (conf->auth_passwd_file &&
+        (authdb = auth_db_load(conf->auth_passwd_file, err, sizeof err)) == NULL)
+        log_fatalx("%s", err);
+    if (conf->sender_login_file &&
+        (senders = auth_senders_load(conf->sender_login_file, err, sizeof err)) == NULL)
+        log_fatalx("%s", err);
+    dm.smtpd = smtpd_new(dm.base, conf, sp, commit_wq, dm.qmgr, server_tls, authdb, senders);
     dm.conf = conf;
     dm.spool = sp;
     dm.wq = commit_wq;
-    if (pickup_init(sp) == 0) {
-        dm.pickup_timer = event_new(dm.base, -1, EV_PERSIST, on_pickup_timer, &dm);
-        struct timeval pt = { PICKUP_EVERY, 0 };
-        event_add(dm.pickup_timer, &pt);
-        on_pickup_timer(-1, 0, &dm);
-    }
     char ctlpath[4096];
     if (conf->control_socket)
         snprintf(ctlpath, sizeof ctlpath, "%s", conf->control_socket);
@@ -199,6 +289,20 @@ int main(int argc, char **argv)
         .started = time(NULL),
     };
     struct control *ctl = control_new(&cd, ctlpath);
+    /* Ports are bound and keys read: from here on, no root. */
+    if (conf->user)
+        drop_privileges(conf, ctlpath);
+    else if (geteuid() == 0)
+        log_warnx("running as root: set 'user' in the configuration to drop privileges");
+    size_t n = qmgr_recover(dm.qmgr);
+    if (pickup_init(sp) == 0) {
+        dm.pickup_timer = event_new(dm.base, -1, EV_PERSIST, on_pickup_timer, &dm);
+        struct timeval pt = { PICKUP_EVERY, 0 };
+        event_add(dm.pickup_timer, &pt);
+        on_pickup_timer(-1, 0, &dm);
+    }
+    struct event *sighup = evsignal_new(dm.base, SIGHUP, on_sighup, &dm);
+    event_add(sighup, NULL);
     struct event *sigterm = evsignal_new(dm.base, SIGTERM, on_signal, &dm);
     struct event *sigint = evsignal_new(dm.base, SIGINT, on_signal, &dm);
     event_add(sigterm, NULL);
@@ -221,6 +325,11 @@ int main(int argc, char **argv)
         event_free(dm.stop_check);
     event_free(sigterm);
     event_free(sigint);
+    event_free(sighup);
+    auth_db_free(authdb);
+    auth_senders_free(senders);
+    if (client_tls)
+        SSL_CTX_free(client_tls);
     event_base_free(dm.base);
     spool_close(sp);
     fsx_cleanup();

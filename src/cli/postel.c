@@ -1,30 +1,285 @@
 /*
- * cli/postel.c - the postel command (sendmail, mailq, newaliases by argv[0]).
+ * cli/postel.c - the postel command; also sendmail, mailq and newaliases by argv[0].
  *
- * Today: `postel check-config [-f FILE]`. The sendmail-compatible interface is the
- * command-line stage of the project.
+ * Owns:  dispatch by the name it was called by, the postel subcommands (queue, status,
+ *        reload, verify, check-config, log) and their usage.
+ * Never: talks to the daemon itself: ctlcmd.c, submit.c and sendmail.c do.
+ *
+ * Usage: see usage() and docs/postel.1, docs/sendmail.1.
  */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <sysexits.h>
+#include <unistd.h>
 
+#include "cli/ctlcmd.h"
+#include "cli/sendmail.h"
 #include "conf/conf.h"
+
+#define POSTEL_VERSION "0.1"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: postel [-C FILE] COMMAND [ARGS]\n"
+        "  queue list [--json]        the queue (like mailq)\n"
+        "  queue show ID [--json]     one message: envelope and headers\n"
+        "  queue flush [DOMAIN]       retry deferred mail now (of one domain)\n"
+        "  queue hold ID | release ID | delete ID | bounce ID\n"
+        "  status                     the daemon's counters\n"
+        "  reload                     re-read the aliases\n"
+        "  verify ADDRESS...          how each address would be delivered\n"
+        "  check-config [-f FILE]     print the effective configuration\n"
+        "  log [-l FILE] ID           every log line of a queue id\n"
+        "  sendmail ARGS | mailq ARGS | newaliases ARGS\n"
+        "  help, --help; version, -V, --version\n"
+        "The configuration is -C FILE, else $POSTEL_CONF, else " CTLCMD_SYSTEM_CONF
+        " if it exists,\nelse the built-in one. See postel(1) and sendmail(1).\n");
+}
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "postel: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    usage(stderr);
+    return EX_USAGE;
+}
+
+static int cmd_check_config(int argc, char **argv, const char *global)
+{
+    const char *file = global;
+    if (argc == 3 && strcmp(argv[1], "-f") == 0)
+        file = argv[2];
+    else if (argc != 1)
+        return usage_error("check-config takes [-f FILE]");
+    struct ctlcmd cc;
+    int st = ctlcmd_init(&cc, "postel", file);
+    if (st != EX_OK)
+        return st;
+    conf_print(cc.conf, stdout);
+    ctlcmd_free(&cc);
+    return fflush(stdout) == 0 ? EX_OK : EX_IOERR;
+}
+
+/* Print the lines of f that contain id. Returns how many. */
+static unsigned long grep_id(FILE *f, const char *id)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    unsigned long hits = 0;
+    while (getline(&line, &cap, f) != -1) {
+        if (strstr(line, id)) {
+            fputs(line, stdout);
+            hits++;
+        }
+    }
+    free(line);
+    return hits;
+}
+
+static int cmd_log(int argc, char **argv)
+{
+    const char *file = getenv("POSTEL_LOG");
+    int i = 1;
+    if (i + 1 < argc && strcmp(argv[i], "-l") == 0) {
+        file = argv[i + 1];
+        i += 2;
+    }
+    if (i + 1 != argc || argv[i][0] == '\0')
+        return usage_error("log takes [-l FILE] ID");
+    const char *id = argv[i];
+    unsigned long hits;
+    if (file && file[0]) {
+        FILE *f = fopen(file, "r");
+        if (f == NULL) {
+            fprintf(stderr, "postel: %s: %s\n", file, strerror(errno));
+            return EX_NOINPUT;
+        }
+        hits = grep_id(f, id);
+        fclose(f);
+    } else {
+        int p[2];
+        if (pipe(p) == -1)
+            return EX_OSERR;
+        pid_t pid = fork();
+        if (pid == -1)
+            return EX_OSERR;
+        if (pid == 0) {
+            close(p[0]);
+            dup2(p[1], 1);
+            close(p[1]);
+            execlp("journalctl", "journalctl", "-t", "posteld", "--no-pager", "-o", "cat",
+                (char *)NULL);
+            _exit(127);
+        }
+        close(p[1]);
+        FILE *f = fdopen(p[0], "r");
+        hits = f ? grep_id(f, id) : 0;
+        if (f)
+            fclose(f);
+        else
+            close(p[0]);
+        int ws = 0;
+        while (waitpid(pid, &ws, 0) == -1 && errno == EINTR)
+            ;
+        if (WIFEXITED(ws) && WEXITSTATUS(ws) == 127) {
+            fprintf(stderr, "postel: journalctl is not available; name the log file with "
+                "-l FILE or POSTEL_LOG (or: grep %s FILE)\n", id);
+            return EX_UNAVAILABLE;
+        }
+    }
+    fflush(stdout);
+    if (hits == 0) {
+        fprintf(stderr, "postel: no log lines for %s\n", id);
+        return 1;
+    }
+    return EX_OK;
+}
+
+static int cmd_queue(struct ctlcmd *cc, int argc, char **argv)
+{
+    if (argc < 2)
+        return usage_error("queue needs a subcommand");
+    const char *sub = argv[1];
+    bool json = argc >= 3 && strcmp(argv[argc - 1], "--json") == 0;
+    int nargs = argc - 2 - (json ? 1 : 0);
+    if (strcmp(sub, "list") == 0 && nargs == 0)
+        return ctlcmd_list(cc, json);
+    if (strcmp(sub, "show") == 0 && nargs == 1)
+        return ctlcmd_show(cc, argv[2], json);
+    if (json)
+        return usage_error("--json goes with queue list and queue show");
+    if (strcmp(sub, "flush") == 0 && nargs <= 1)
+        return ctlcmd_admin(cc, "FLUSH", nargs ? argv[2] : NULL, false);
+    static const char *const verbs[][2] = {
+        { "hold", "HOLD" }, { "release", "RELEASE" }, { "delete", "DELETE" },
+        { "bounce", "BOUNCE" },
+    };
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
+        if (strcmp(sub, verbs[i][0]) != 0)
+            continue;
+        if (nargs < 1)
+            return usage_error("queue %s needs a queue id", verbs[i][0]);
+        int worst = EX_OK;
+        for (int k = 2; k < argc; k++) {
+            int st = ctlcmd_admin(cc, verbs[i][1], argv[k], false);
+            if (st != EX_OK)
+                worst = st;
+        }
+        return worst;
+    }
+    return usage_error("unknown queue subcommand or arguments: %s", sub);
+}
+
+static const char *base_name(const char *p)
+{
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
 
 int main(int argc, char **argv)
 {
-    if (argc >= 2 && strcmp(argv[1], "check-config") == 0) {
-        char err[1024];
-        struct conf *c = argc >= 4 && strcmp(argv[2], "-f") == 0 ?
-            conf_load(argv[3], err, sizeof err) :
-            conf_parse(conf_default_text, strlen(conf_default_text), "(built-in)", err,
-                sizeof err);
-        if (c == NULL) {
-            fprintf(stderr, "postel: %s\n", err);
-            return 78;
+    const char *name = argc > 0 ? base_name(argv[0]) : "postel";
+    /* A reader that went away (mailq | head) is not worth a signal death. */
+    signal(SIGPIPE, SIG_IGN);
+    if (strcmp(name, "sendmail") == 0)
+        return sendmail_main(argc, argv, SENDOPTS_DELIVER, "sendmail");
+    if (strcmp(name, "mailq") == 0)
+        return sendmail_main(argc, argv, SENDOPTS_QUEUE, "mailq");
+    if (strcmp(name, "newaliases") == 0)
+        return sendmail_main(argc, argv, SENDOPTS_ALIASES, "newaliases");
+
+    const char *conf_file = NULL;
+    int i = 1;
+    while (i < argc && argv[i][0] == '-') {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return EX_OK;
         }
-        conf_print(c, stdout);
-        conf_free(c);
-        return 0;
+        if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+            printf("postel %s\n", POSTEL_VERSION);
+            return EX_OK;
+        }
+        if (strcmp(a, "-C") == 0 && i + 1 < argc) {
+            conf_file = argv[i + 1];
+            i += 2;
+            continue;
+        }
+        return usage_error("unknown option %s", a);
     }
-    fprintf(stderr, "usage: postel check-config [-f FILE]\n");
-    return 64;
+    if (i >= argc) {
+        usage(stderr);
+        return EX_USAGE;
+    }
+    const char *cmd = argv[i];
+    int cargc = argc - i;
+    char **cargv = argv + i;
+    if (strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return EX_OK;
+    }
+    if (strcmp(cmd, "version") == 0) {
+        printf("postel %s\n", POSTEL_VERSION);
+        return EX_OK;
+    }
+    /* The sendmail family: the global -C becomes sendmail's -C by going first. */
+    if (strcmp(cmd, "sendmail") == 0 || strcmp(cmd, "mailq") == 0 ||
+        strcmp(cmd, "newaliases") == 0) {
+        enum sendopts_mode mode = cmd[0] == 's' ? SENDOPTS_DELIVER :
+            cmd[0] == 'm' ? SENDOPTS_QUEUE : SENDOPTS_ALIASES;
+        if (conf_file) {
+            char **v = calloc((size_t)cargc + 3, sizeof *v);
+            if (v == NULL)
+                return EX_OSERR;
+            v[0] = cargv[0];
+            v[1] = (char *)"-C";
+            v[2] = (char *)conf_file;
+            for (int k = 1; k < cargc; k++)
+                v[k + 2] = cargv[k];
+            int st = sendmail_main(cargc + 2, v, mode, cmd);
+            free(v);
+            return st;
+        }
+        return sendmail_main(cargc, cargv, mode, cmd);
+    }
+    if (strcmp(cmd, "check-config") == 0)
+        return cmd_check_config(cargc, cargv, conf_file);
+    if (strcmp(cmd, "log") == 0)
+        return cmd_log(cargc, cargv);
+
+    bool known = strcmp(cmd, "queue") == 0 || strcmp(cmd, "status") == 0 ||
+        strcmp(cmd, "reload") == 0 || strcmp(cmd, "verify") == 0;
+    if (!known)
+        return usage_error("unknown command %s", cmd);
+    if ((strcmp(cmd, "status") == 0 || strcmp(cmd, "reload") == 0) && cargc != 1)
+        return usage_error("%s takes no arguments", cmd);
+    if (strcmp(cmd, "verify") == 0 && cargc < 2)
+        return usage_error("verify needs an address");
+    struct ctlcmd cc;
+    int st = ctlcmd_init(&cc, "postel", conf_file);
+    if (st != EX_OK)
+        return st;
+    if (strcmp(cmd, "queue") == 0)
+        st = cmd_queue(&cc, cargc, cargv);
+    else if (strcmp(cmd, "status") == 0)
+        st = ctlcmd_status(&cc);
+    else if (strcmp(cmd, "reload") == 0)
+        st = ctlcmd_admin(&cc, "RELOAD", NULL, false);
+    else
+        st = ctlcmd_verify(&cc, cargv + 1, (size_t)(cargc - 1));
+    ctlcmd_free(&cc);
+    return st;
 }

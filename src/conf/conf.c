@@ -45,6 +45,25 @@ struct ckey {
 static const struct ckey keys[] = {
     { "hostname", CT_STR, OFF(hostname), "our name in the greeting, EHLO and Received" },
     { "listen", CT_LISTEN, OFF(listen), "addresses and ports of the SMTP listener" },
+    { "submission_listen", CT_LISTEN, OFF(submission),
+        "submission (587): STARTTLS, then AUTH required" },
+    { "smtps_listen", CT_LISTEN, OFF(smtps), "submission over implicit TLS (465)" },
+    { "user", CT_STR, OFF(user), "run as this user after binding the ports" },
+    { "tls", CT_BOOL, OFF(tls), "offer STARTTLS" },
+    { "tls_cert", CT_STR, OFF(tls_cert), "certificate chain (PEM); empty: self-signed" },
+    { "tls_key", CT_STR, OFF(tls_key), "private key (PEM)" },
+    { "tls_ca_file", CT_STR, OFF(tls_ca_file), "CAs for outbound verify; empty: system" },
+    { "tls_policy", CT_STR, OFF(tls_policy), "outbound TLS: none, may, encrypt, verify" },
+    { "tls_policy_map", CT_STR, OFF(tls_policy_map), "per destination: domain=policy ..." },
+    { "auth_passwd_file", CT_STR, OFF(auth_passwd_file), "AUTH users (user:crypt-hash)" },
+    { "sender_login_file", CT_STR, OFF(sender_login_file),
+        "which users may send as which addresses" },
+    { "auth_plaintext", CT_BOOL, OFF(auth_plaintext),
+        "offer AUTH without TLS to trusted networks" },
+    { "auth_max_failures", CT_COUNT, OFF(auth_max_failures),
+        "failed logins per address before a lockout" },
+    { "auth_lockout", CT_TIME, OFF(auth_lockout), "how long a lockout lasts" },
+    { "relayhost_auth", CT_STR, OFF(relayhost_auth), "user:password for the smarthost" },
     { "spool_dir", CT_STR, OFF(spool_dir), "the queue" },
     { "mail_dir", CT_STR, OFF(mail_dir), "Maildirs: <mail_dir>/<user>/" },
     { "local_domains", CT_LIST, OFF(local_domains), "domains delivered here" },
@@ -122,6 +141,10 @@ static void set_defaults(struct conf *c)
     c->remote_concurrency = 100;
     c->double_bounce = CONF_LOOKUP_ON;
     c->admin_group = xstrdup("mail");
+    c->tls = true;
+    c->tls_policy = xstrdup("may");
+    c->auth_max_failures = 5;
+    c->auth_lockout = 600;
 }
 
 static void free_list(char **v, size_t n)
@@ -142,6 +165,10 @@ void conf_free(struct conf *c)
     free(c->relayhost);
     free(c->dns_servers);
     free(c->control_socket);
+    char **strs[] = { &c->user, &c->tls_cert, &c->tls_key, &c->tls_ca_file, &c->tls_policy,
+        &c->tls_policy_map, &c->auth_passwd_file, &c->sender_login_file, &c->relayhost_auth };
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+        free(*strs[i]);
     free(c->admin_group);
     free_list(c->local_domains, c->nlocal_domains);
     free_list(c->local_users, c->nlocal_users);
@@ -250,29 +277,33 @@ static int set_key(struct conf *c, const struct ckey *k, char *v, char *err, siz
     size_t nw;
     switch (k->type) {
     case CT_STR:
-        if (*v == '\0' && k->off != OFF(relayhost) && k->off != OFF(dns_servers) &&
-            k->off != OFF(aliases_file) && k->off != OFF(control_socket)) {
+        /* Most strings may be emptied ("relayhost ="); these three may not. */
+        if (*v == '\0' && (k->off == OFF(hostname) || k->off == OFF(spool_dir) ||
+            k->off == OFF(mail_dir))) {
             snprintf(err, errsz, "%s needs a value", k->name);
             return -1;
         }
         free(*(char **)p);
         *(char **)p = *v ? xstrdup(v) : NULL;
         return 0;
-    case CT_LISTEN:
+    case CT_LISTEN: {
+        struct conf_listen_set *ls = (struct conf_listen_set *)p;
         nw = split_words(v, words, CONF_MAX_LISTEN);
-        if (nw == 0 || nw > CONF_MAX_LISTEN) {
-            snprintf(err, errsz, "listen takes 1 to %d address:port pairs", CONF_MAX_LISTEN);
+        if (nw > CONF_MAX_LISTEN || (nw == 0 && k->off == OFF(listen))) {
+            snprintf(err, errsz, "%s takes %d to %d address:port pairs", k->name,
+                k->off == OFF(listen) ? 1 : 0, CONF_MAX_LISTEN);
             return -1;
         }
         for (size_t i = 0; i < nw; i++) {
-            if (parse_listen(words[i], &c->listen[i]) == -1) {
-                snprintf(err, errsz, "bad listen address '%s' (want 127.0.0.1:25 or [::1]:25)",
-                    words[i]);
+            if (parse_listen(words[i], &ls->v[i]) == -1) {
+                snprintf(err, errsz, "bad %s address '%s' (want 127.0.0.1:25 or [::1]:25)",
+                    k->name, words[i]);
                 return -1;
             }
         }
-        c->nlisten = nw;
+        ls->n = nw;
         return 0;
+    }
     case CT_LIST: {
         nw = split_words(v, words, sizeof words / sizeof words[0] - 1);
         if (nw >= sizeof words / sizeof words[0] - 1) {
@@ -427,9 +458,18 @@ struct conf *conf_parse(const char *text, size_t n, const char *origin, char *er
             goto fail;
         }
     }
-    if (c->nlisten == 0) {
-        parse_listen("127.0.0.1:25", &c->listen[0]);
-        c->nlisten = 1;
+    if (c->listen.n == 0) {
+        parse_listen("127.0.0.1:25", &c->listen.v[0]);
+        c->listen.n = 1;
+    }
+    if (c->tls_policy && strcmp(c->tls_policy, "none") && strcmp(c->tls_policy, "may") &&
+        strcmp(c->tls_policy, "encrypt") && strcmp(c->tls_policy, "verify")) {
+        snprintf(err, errsz, "%s: tls_policy: want none, may, encrypt or verify", origin);
+        goto fail;
+    }
+    if ((c->tls_cert == NULL) != (c->tls_key == NULL)) {
+        snprintf(err, errsz, "%s: tls_cert and tls_key go together", origin);
+        goto fail;
     }
     if (c->aliases_file) {
         c->aliases = aliases_load(c->aliases_file, msg, sizeof msg);
@@ -513,14 +553,18 @@ void conf_print(const struct conf *c, FILE *f)
         fprintf(f, "%s =", k->name);
         switch (k->type) {
         case CT_STR:
-            if (*(char *const *)p)
+            if (*(char *const *)p && k->off == OFF(relayhost_auth))
+                fprintf(f, " (set, not shown)");
+            else if (*(char *const *)p)
                 fprintf(f, " %s", *(char *const *)p);
             break;
-        case CT_LISTEN:
-            for (size_t j = 0; j < c->nlisten; j++)
-                fprintf(f, strchr(c->listen[j].host, ':') ? " [%s]:%d" : " %s:%d",
-                    c->listen[j].host, c->listen[j].port);
+        case CT_LISTEN: {
+            const struct conf_listen_set *ls = (const struct conf_listen_set *)p;
+            for (size_t j = 0; j < ls->n; j++)
+                fprintf(f, strchr(ls->v[j].host, ':') ? " [%s]:%d" : " %s:%d",
+                    ls->v[j].host, ls->v[j].port);
             break;
+        }
         case CT_LIST: {
             char *const *l = *(char **const *)p;
             size_t cnt = *(const size_t *)(p + sizeof(char **));

@@ -26,10 +26,16 @@ struct conf_listen {
     int port;
 };
 
+struct conf_listen_set {
+    struct conf_listen v[CONF_MAX_LISTEN];
+    size_t n;
+};
+
 struct conf {
     char *hostname;                     /* our name in the greeting, EHLO and Received */
-    struct conf_listen listen[CONF_MAX_LISTEN];
-    size_t nlisten;
+    struct conf_listen_set listen;      /* SMTP (port 25): STARTTLS offered */
+    struct conf_listen_set submission;  /* port 587: STARTTLS, AUTH required */
+    struct conf_listen_set smtps;       /* port 465: implicit TLS, AUTH required */
     char *spool_dir;
     char *mail_dir;                     /* Maildirs are <mail_dir>/<user>/ */
     char **local_domains;               /* lower-cased */
@@ -65,6 +71,18 @@ struct conf {
     size_t remote_concurrency;          /* outbound connections in total */
     bool rcpt_251;                      /* answer 251 for forwarded aliases (RFC 821 style) */
     enum conf_lookup double_bounce;     /* undeliverable bounces: on: to postmaster; off: drop */
+    char *user;                         /* run as this user after binding (when root) */
+    bool tls;                           /* offer STARTTLS */
+    char *tls_cert, *tls_key;           /* NULL: a self-signed pair in <spool_dir>/tls */
+    char *tls_ca_file;                  /* client verification; NULL: the system store */
+    char *tls_policy;                   /* outbound: none, may, encrypt, verify */
+    char *tls_policy_map;               /* "domain=policy ..." overrides */
+    char *auth_passwd_file;             /* user:crypt-hash lines; NULL: no AUTH */
+    char *sender_login_file;            /* "address user,user" lines */
+    bool auth_plaintext;                /* AUTH without TLS from trusted networks */
+    size_t auth_max_failures;           /* failed logins per address before lockout */
+    unsigned auth_lockout;              /* seconds */
+    char *relayhost_auth;               /* "user:password" for the smarthost */
     char *control_socket;               /* NULL: <spool_dir>/control */
     char *admin_group;                  /* may change the queue over the control socket */
     bool log_debug;

@@ -22,11 +22,16 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "conf/conf.h"
 #include "deliver/mx.h"
 #include "mail/mime.h"
+#include "net/tls.h"
 #include "smtp/reply.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -57,6 +62,8 @@ struct session {
     const char **sub_orcpt;
     struct cli_msg sub;
     bool conn_failed;           /* the current connection failed (try the next address) */
+    bool tls_handshake;         /* a STARTTLS handshake is running */
+    enum cli_tls policy;        /* for this destination */
     bool closing;
     bool started;
     struct session *prev, *next;
@@ -66,6 +73,7 @@ struct remote {
     struct event_base *base;
     struct dns *dns;
     const struct conf *conf;
+    SSL_CTX *tls;
     struct dest *dests;
     struct session *sessions;
     size_t nsessions;
@@ -74,11 +82,14 @@ struct remote {
 
 static void session_connect_next(struct session *s);
 static void session_handle(struct session *s, struct cli_out *out);
+static void start_tls(struct session *s);
 static void session_take_next(struct session *s);
 
-struct remote *remote_new(struct event_base *base, struct dns *dns, const struct conf *conf)
+struct remote *remote_new(struct event_base *base, struct dns *dns, const struct conf *conf,
+    SSL_CTX *client_tls)
 {
     struct remote *rm = xcalloc(1, sizeof *rm);
+    rm->tls = client_tls;
     rm->base = base;
     rm->dns = dns;
     rm->conf = conf;
@@ -339,7 +350,12 @@ static void session_handle(struct session *s, struct cli_out *out)
         if (still > 0)
             s->conn_failed = true;
     }
-    if ((acts & CLI_ACT_SEND) && s->send.len) {
+    if ((acts & CLI_ACT_SEND) && s->send.len && (acts & CLI_ACT_SECRET)) {
+        trace(s->req, ">>>", "AUTH ... (credentials not shown)");
+        bufferevent_write(s->bev, s->send.p, s->send.len);
+        explicit_bzero(s->send.p, s->send.len);
+        buf_reset(&s->send);
+    } else if ((acts & CLI_ACT_SEND) && s->send.len) {
         if (s->req && s->req->trace) {
             /* one trace line per command */
             const char *p = s->send.p, *e = p + s->send.len;
@@ -355,6 +371,10 @@ static void session_handle(struct session *s, struct cli_out *out)
     }
     if (acts & CLI_ACT_SEND_BODY) {
         write_body(s);
+        return;
+    }
+    if (acts & CLI_ACT_STARTTLS) {
+        start_tls(s);
         return;
     }
     if (acts & CLI_ACT_READY) {
@@ -427,7 +447,10 @@ static void on_read(struct bufferevent *bev, void *arg)
         }
         cli_reply(&s->cli, &r, &co);
         reply_free(&r);
+        struct bufferevent *before = s->bev;
         session_handle(s, &co);
+        if (s->bev != before || s->tls_handshake)
+            return;     /* a new (TLS) bufferevent reads from here on */
     }
 }
 
@@ -444,11 +467,42 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     struct session *s = arg;
     struct cli_out co = { &s->send, 0 };
+    if ((what & BEV_EVENT_CONNECTED) && s->tls_handshake) {
+        s->tls_handshake = false;
+        SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+        char info[128] = "TLS";
+        if (ssl)
+            tls_describe(ssl, info, sizeof info);
+        trace(s->req, "info", "TLS established: %s", info);
+        log_debug("remote: %s: TLS %s", s->t[s->ti].host, info);
+        cli_tls_done(&s->cli, true, NULL, &co);
+        session_handle(s, &co);
+        return;
+    }
     if (what & BEV_EVENT_CONNECTED) {
         char host[300];
         target_text(&s->t[s->ti], host, sizeof host);
         trace(s->req, "connect", "Connected to %s", host);
         set_timeouts(s);
+        return;
+    }
+    if (s->tls_handshake) {
+        s->tls_handshake = false;
+        char detail[300] = "TLS handshake failed";
+        SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+        long vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+        unsigned long e = bufferevent_get_openssl_error(s->bev);
+        if (s->policy == CLI_TLS_VERIFY && vr != X509_V_OK)
+            snprintf(detail, sizeof detail, "certificate verification failed: %s",
+                X509_verify_cert_error_string(vr));
+        else if (e)
+            ERR_error_string_n(e, detail, sizeof detail);
+        else if (what & BEV_EVENT_TIMEOUT)
+            snprintf(detail, sizeof detail, "TLS handshake timed out");
+        trace(s->req, "info", "%s: %s", s->t[s->ti].host, detail);
+        s->conn_failed = true;
+        cli_tls_done(&s->cli, false, detail, &co);
+        session_handle(s, &co);
         return;
     }
     if (s->closing) {
@@ -481,6 +535,96 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     session_handle(s, &co);
 }
 
+/* The outbound TLS policy of a destination: tls_policy_map entries, else tls_policy. */
+static enum cli_tls dest_policy(const struct conf *c, const char *dest)
+{
+    const char *pol = c->tls_policy ? c->tls_policy : "may";
+    if (c->tls_policy_map) {
+        char map[2048];
+        str_copy(map, sizeof map, c->tls_policy_map);
+        char *save = NULL;
+        for (char *w = strtok_r(map, " \t,", &save); w; w = strtok_r(NULL, " \t,", &save)) {
+            char *eq = strchr(w, '=');
+            if (eq == NULL)
+                continue;
+            *eq = '\0';
+            if (strcasecmp(w, dest) == 0) {
+                if (!strcmp(eq + 1, "none"))
+                    return CLI_TLS_NONE;
+                if (!strcmp(eq + 1, "encrypt"))
+                    return CLI_TLS_ENCRYPT;
+                if (!strcmp(eq + 1, "verify"))
+                    return CLI_TLS_VERIFY;
+                return CLI_TLS_MAY;
+            }
+        }
+    }
+    if (!strcmp(pol, "none"))
+        return CLI_TLS_NONE;
+    if (!strcmp(pol, "encrypt"))
+        return CLI_TLS_ENCRYPT;
+    if (!strcmp(pol, "verify"))
+        return CLI_TLS_VERIFY;
+    return CLI_TLS_MAY;
+}
+
+/* Set the session's TLS policy and, for the smarthost, its credentials. */
+static void session_options(struct session *s)
+{
+    const struct conf *c = s->rm->conf;
+    s->policy = dest_policy(c, s->dest->name);
+    cli_set_tls(&s->cli, s->policy, s->rm->tls != NULL);
+    if (c->relayhost && c->relayhost_auth && strcasecmp(s->dest->name, c->relayhost) == 0) {
+        char cred[600];
+        str_copy(cred, sizeof cred, c->relayhost_auth);
+        char *colon = strchr(cred, ':');
+        if (colon)
+            *colon = '\0';
+        if (colon == NULL || cli_set_auth(&s->cli, cred, colon + 1, false) == -1)
+            log_warnx("relayhost_auth: want user:password (no CR or LF); not used");
+        explicit_bzero(cred, sizeof cred);
+    }
+}
+
+/* CLI_ACT_STARTTLS: drop what the server sent after its 220 (it came in plaintext and may
+ * be injected), then handshake over the same connection. */
+static void start_tls(struct session *s)
+{
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    reply_parser_free(&s->rp);
+    reply_parser_init(&s->rp);
+    const struct mx_target *t = &s->t[s->ti];
+    SSL *ssl = SSL_new(s->rm->tls);
+    struct bufferevent *b = NULL;
+    if (ssl) {
+        SSL_set_tlsext_host_name(ssl, t->host);
+        if (s->policy == CLI_TLS_VERIFY) {
+            SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
+            SSL_set1_host(ssl, t->host);
+        } else {
+            SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
+        }
+        b = bufferevent_openssl_filter_new(s->rm->base, s->bev, ssl,
+            BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+    }
+    struct cli_out co = { &s->send, 0 };
+    if (b == NULL) {
+        if (ssl)
+            SSL_free(ssl);
+        cli_tls_done(&s->cli, false, "cannot start TLS here", &co);
+        session_handle(s, &co);
+        return;
+    }
+    s->bev = b;
+    s->tls_handshake = true;
+    bufferevent_setcb(b, on_read, on_write, on_event, s);
+    struct timeval tv = { CLI_TIMEOUT_TLS, 0 };
+    bufferevent_set_timeouts(b, &tv, &tv);
+    bufferevent_enable(b, EV_READ | EV_WRITE);
+    trace(s->req, "info", "starting TLS with %s", t->host);
+}
+
 static void session_connect_next(struct session *s)
 {
     struct remote *rm = s->rm;
@@ -500,6 +644,8 @@ static void session_connect_next(struct session *s)
         s->closing = false;
         reply_parser_init(&s->rp);
         cli_init(&s->cli, rm->conf->hostname);
+        session_options(s);
+        s->tls_handshake = false;
         build_sub(s);
         struct cli_out co = { &s->send, 0 };
         cli_start(&s->cli, &s->sub, &co);

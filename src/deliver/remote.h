@@ -15,6 +15,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <openssl/ssl.h>
+
 #include "smtp/client.h"
 
 struct event_base;
@@ -49,7 +51,9 @@ struct remote_req {
     char conv_err[200];
 };
 
-struct remote *remote_new(struct event_base *base, struct dns *dns, const struct conf *conf);
+/* client_tls: the outbound TLS context (kept, not owned), or NULL: never STARTTLS. */
+struct remote *remote_new(struct event_base *base, struct dns *dns, const struct conf *conf,
+    SSL_CTX *client_tls);
 /* Deliver req (asynchronously; req->done runs on the loop when every result is final). */
 void remote_send(struct remote *rm, struct remote_req *req);
 /* Outbound connections open now. */

@@ -22,9 +22,14 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/listener.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "conf/conf.h"
+#include "net/tls.h"
+#include "policy/auth.h"
 #include "queue/envelope.h"
 #include "queue/qmgr.h"
 #include "queue/spool.h"
@@ -51,7 +56,16 @@ struct ipcount {
     struct ipcount *next;
 };
 
-enum cjob_kind { CJ_SPILL, CJ_COMMIT, CJ_DISCARD };
+enum cjob_kind { CJ_SPILL, CJ_COMMIT, CJ_DISCARD, CJ_AUTH };
+
+/* What a listening socket serves. */
+enum lkind { LK_SMTP, LK_SUBMISSION, LK_SMTPS };
+
+struct lsn {
+    struct smtpd *d;
+    enum lkind kind;
+    struct evconnlistener *l;
+};
 
 struct cjob {
     struct tpool_job w;
@@ -62,7 +76,7 @@ struct cjob {
     int fd;
     struct buf head;            /* envelope, written before the first content */
     struct buf data;
-    int result;                 /* 0 or errno */
+    int result;                 /* 0 or errno; CJ_AUTH: 1 if the password matched */
 };
 
 struct conn {
@@ -74,6 +88,10 @@ struct conn {
     int spool_fd;               /* incoming file of the open transaction, or -1 */
     unsigned sid;
     bool trusted;
+    enum lkind kind;
+    bool tls_handshake;         /* a TLS handshake is running */
+    struct event *auth_timer;   /* failed logins: the reply waits */
+    bool auth_ok;               /* result of the password check */
     bool local;                 /* came in over the control socket */
     bool trace_hold;            /* its messages wait for a TRACE request (sendmail -v) */
     bool greeted, closing, discarding, busy, dead, eof;
@@ -87,8 +105,13 @@ struct smtpd {
     struct spool *sp;
     struct tpool *wq;
     struct qmgr *qm;
-    struct evconnlistener *ls[CONF_MAX_LISTEN];
+    struct lsn ls[3 * CONF_MAX_LISTEN];
     size_t nls;
+    struct srv_env env;
+    SSL_CTX *tls;               /* server context, or NULL */
+    struct auth_db *authdb;     /* NULL: no AUTH */
+    struct auth_senders *senders;
+    struct auth_throttle *throttle;
     struct conn *conns;
     size_t nconns;
     unsigned next_sid;
@@ -99,6 +122,15 @@ struct smtpd {
 
 static void conn_process(struct conn *c);
 static void conn_close(struct conn *c);
+static void greet(struct conn *c);
+static bool handle_out(struct conn *c, struct srv_out *out);
+static void start_tls(struct conn *c);
+static void start_auth(struct conn *c);
+static void auth_checked(struct conn *c, bool ok);
+static void tls_established(struct conn *c);
+static void on_read(struct bufferevent *bev, void *arg);
+static void on_write(struct bufferevent *bev, void *arg);
+static void on_event(struct bufferevent *bev, short what, void *arg);
 
 /* ---- per-address counts ---- */
 
@@ -151,7 +183,16 @@ static time_t env_now(void *ctx)
     return time(NULL);
 }
 
-static const struct srv_env srv_env = { NULL, env_new_id, env_now };
+static bool is_local_cb(const char *domain, void *ctx)
+{
+    return conf_is_local_domain(ctx, domain);
+}
+
+static bool env_sender_ok(void *ctx, const char *user, const char *sender)
+{
+    struct smtpd *d = ctx;
+    return auth_sender_ok(d->senders, user, sender, is_local_cb, (void *)d->conf);
+}
 
 /* ---- output ---- */
 
@@ -194,6 +235,11 @@ static void job_run(struct tpool_job *w)
     struct cjob *j = (struct cjob *)w;
     int fd = j->fd;
     j->result = 0;
+    if (j->kind == CJ_AUTH) {
+        const struct smtp_server *s = &j->c->srv;
+        j->result = auth_db_verify(j->c->d->authdb, s->auth_try_user, s->auth_try_pass);
+        return;
+    }
     if (j->kind == CJ_DISCARD) {
         spool_discard(j->sp, j->id, fd);
         j->fd = -1;
@@ -282,6 +328,8 @@ static void conn_free(struct conn *c)
         ip_add(d, c->srv.client_addr, -1);
     if (c->greet_timer)
         event_free(c->greet_timer);
+    if (c->auth_timer)
+        event_free(c->auth_timer);
     if (c->bev)
         bufferevent_free(c->bev);
     srv_free(&c->srv);
@@ -343,6 +391,10 @@ static void job_done(struct tpool_job *w)
         return;
     }
     struct srv_out out = { &d->replies, SRV_ACT_NONE };
+    if (j->kind == CJ_AUTH) {
+        auth_checked(c, j->result == 1);
+        return;
+    }
     if (j->kind == CJ_SPILL) {
         if (j->result != 0) {
             /* Could not store: answer at the end of content; keep reading to resync.
@@ -366,8 +418,9 @@ static void job_done(struct tpool_job *w)
                     m.id, m.sender, m.size, m.nrcpt, c->srv.local_user, c->sid);
             else
                 log_info("%s received from=<%s> size=%llu nrcpt=%zu client=[%s] sid=%x "
-                    "proto=%s", m.id, m.sender, m.size, m.nrcpt, c->srv.client_addr, c->sid,
-                    c->srv.esmtp ? "ESMTP" : "SMTP");
+                    "proto=%s%s%s", m.id, m.sender, m.size, m.nrcpt, c->srv.client_addr, c->sid,
+                    srv_proto(&c->srv), c->srv.auth_user[0] ? " sasl_username=" : "",
+                    c->srv.auth_user);
         } else {
             res = (j->result == ENOSPC || j->result == EDQUOT) ? SRV_COMMIT_NOSPACE :
                 SRV_COMMIT_FAIL;
@@ -382,6 +435,140 @@ static void job_done(struct tpool_job *w)
     if (!c->closing)
         bufferevent_enable(c->bev, EV_READ);
     conn_process(c);
+}
+
+/* ---- TLS ---- */
+
+static void tls_wrap(struct conn *c, struct bufferevent *under, evutil_socket_t fd)
+{
+    struct smtpd *d = c->d;
+    SSL *ssl = SSL_new(d->tls);
+    struct bufferevent *b = ssl == NULL ? NULL : under ?
+        bufferevent_openssl_filter_new(d->base, under, ssl, BUFFEREVENT_SSL_ACCEPTING,
+            BEV_OPT_CLOSE_ON_FREE) :
+        bufferevent_openssl_socket_new(d->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+            BEV_OPT_CLOSE_ON_FREE);
+    if (b == NULL) {
+        log_warnx("sid=%x cannot start TLS", c->sid);
+        if (ssl)
+            SSL_free(ssl);
+        c->bev = under;
+        c->closing = true;
+        c->dead = false;
+        return;
+    }
+    c->bev = b;
+    c->tls_handshake = true;
+    bufferevent_setcb(b, on_read, on_write, on_event, c);
+    struct timeval tv = { d->conf->timeout_command, 0 };
+    bufferevent_set_timeouts(b, &tv, &tv);
+    bufferevent_enable(b, EV_READ | EV_WRITE);
+}
+
+/* After "220 Ready to start TLS": drop every byte the client sent after STARTTLS (they were
+ * sent in plaintext and must never be read as commands inside TLS: CVE-2011-0411), then
+ * handshake over the same socket. */
+static void start_tls(struct conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t junk = evbuffer_get_length(in);
+    if (junk) {
+        evbuffer_drain(in, junk);
+        log_info("sid=%x client=[%s] discarded %zu octets sent after STARTTLS", c->sid,
+            c->srv.client_addr, junk);
+    }
+    tls_wrap(c, c->bev, -1);
+    if (c->closing)
+        conn_free(c);
+}
+
+static void tls_established(struct conn *c)
+{
+    c->tls_handshake = false;
+    SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+    char info[128] = "TLS";
+    if (ssl)
+        tls_describe(ssl, info, sizeof info);
+    log_info("sid=%x client=[%s] TLS established: %s", c->sid, c->srv.client_addr, info);
+    if (c->kind == LK_SMTPS) {
+        srv_tls_implicit(&c->srv, info);
+        greet(c);
+        return;
+    }
+    srv_tls_done(&c->srv, info);
+    conn_process(c);
+}
+
+/* ---- AUTH ---- */
+
+static void auth_reply(struct conn *c)
+{
+    struct srv_out out = { &c->d->replies, SRV_ACT_NONE };
+    srv_auth_done(&c->srv, c->auth_ok, false, &out);
+    if (c->auth_ok)
+        log_info("sid=%x client=[%s] authenticated as %s", c->sid, c->srv.client_addr,
+            c->srv.auth_user);
+    if (handle_out(c, &out))
+        conn_process(c);
+}
+
+static void on_auth_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct conn *c = arg;
+    event_free(c->auth_timer);
+    c->auth_timer = NULL;
+    if (!c->closing)
+        auth_reply(c);
+}
+
+/* The password check came back: count it, and answer now or after the penalty delay. */
+static void auth_checked(struct conn *c, bool ok)
+{
+    struct smtpd *d = c->d;
+    time_t now = time(NULL);
+    c->auth_ok = ok;
+    unsigned delay = 0;
+    if (ok) {
+        auth_throttle_success(d->throttle, c->srv.client_addr);
+    } else {
+        auth_throttle_fail(d->throttle, c->srv.client_addr, now);
+        log_info("sid=%x client=[%s] authentication failed", c->sid, c->srv.client_addr);
+        (void)auth_throttle_check(d->throttle, c->srv.client_addr, now, &delay);
+    }
+    if (!c->closing)
+        bufferevent_enable(c->bev, EV_READ);
+    if (delay == 0) {
+        auth_reply(c);
+        return;
+    }
+    struct timeval tv = { delay / 1000, (delay % 1000) * 1000 };
+    c->auth_timer = evtimer_new(d->base, on_auth_timer, c);
+    evtimer_add(c->auth_timer, &tv);
+}
+
+static void start_auth(struct conn *c)
+{
+    struct smtpd *d = c->d;
+    unsigned delay = 0;
+    if (auth_throttle_check(d->throttle, c->srv.client_addr, time(NULL), &delay) ==
+        AUTH_GATE_LOCKED) {
+        struct srv_out out = { &d->replies, SRV_ACT_NONE };
+        log_info("sid=%x client=[%s] authentication refused: locked out", c->sid,
+            c->srv.client_addr);
+        srv_auth_done(&c->srv, false, true, &out);
+        handle_out(c, &out);
+        return;
+    }
+    /* crypt() is slow on purpose: check on a worker. */
+    struct cjob *j = conn_job(c);
+    j->kind = CJ_AUTH;
+    j->w.fn = job_run;
+    j->w.done = job_done;
+    c->busy = true;
+    bufferevent_disable(c->bev, EV_READ);
+    tpool_submit(d->wq, &j->w);
 }
 
 /* ---- input ---- */
@@ -399,6 +586,12 @@ static bool handle_out(struct conn *c, struct srv_out *out)
     case SRV_ACT_ABORT:
         discard_async(c);
         break;
+    case SRV_ACT_STARTTLS:
+        start_tls(c);
+        return false;
+    case SRV_ACT_AUTH:
+        start_auth(c);
+        return false;
     case SRV_ACT_NONE:
         break;
     }
@@ -519,6 +712,18 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
     struct conn *c = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        tls_established(c);
+        return;
+    }
+    if ((what & BEV_EVENT_ERROR) && c->tls_handshake) {
+        unsigned long e = bufferevent_get_openssl_error(c->bev);
+        char eb[200] = "";
+        if (e)
+            ERR_error_string_n(e, eb, sizeof eb);
+        log_info("sid=%x client=[%s] TLS handshake failed%s%s", c->sid, c->srv.client_addr,
+            eb[0] ? ": " : "", eb);
+    }
     if (what & BEV_EVENT_TIMEOUT) {
         struct srv_out out = { &c->d->replies, SRV_ACT_NONE };
         if (what & BEV_EVENT_WRITING) {
@@ -624,7 +829,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 {
     (void)l;
     (void)salen;
-    struct smtpd *d = arg;
+    struct lsn *ln = arg;
+    struct smtpd *d = ln->d;
     const struct conf *cf = d->conf;
     char ip[64];
     addr_text(sa, ip, sizeof ip);
@@ -655,17 +861,31 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     c->spool_fd = -1;
     c->sid = ++d->next_sid;
     c->trusted = trusted;
+    c->kind = ln->kind;
     c->last_mode = SRV_IN_NONE;
     bool relay = cidr_list_match(&cf->relay_networks, sa);
-    srv_init(&c->srv, cf, &srv_env, ip, relay);
+    srv_init(&c->srv, cf, &d->env, ip, relay);
+    c->srv.tls_offer = d->tls != NULL && cf->tls && ln->kind != LK_SMTPS;
+    c->srv.auth_offer = d->authdb != NULL;
+    c->srv.auth_plaintext = cf->auth_plaintext && trusted;
+    c->srv.require_auth = ln->kind != LK_SMTP;
     if (!trusted)
         ip_add(d, ip, 1);
-    c->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->next = d->conns;
     if (d->conns)
         d->conns->prev = c;
     d->conns = c;
     d->nconns++;
+    if (ln->kind == LK_SMTPS) {
+        /* Implicit TLS (RFC 8314): the greeting comes after the handshake. */
+        tls_wrap(c, NULL, fd);
+        if (c->bev == NULL) {
+            close(fd);
+            conn_free(c);
+        }
+        return;
+    }
+    c->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (c->bev == NULL) {
         close(fd);
         conn_free(c);
@@ -714,7 +934,7 @@ void smtpd_adopt(struct smtpd *d, int fd, const char *user, bool trace_hold, con
     c->local = true;
     c->trace_hold = trace_hold;
     c->last_mode = SRV_IN_NONE;
-    srv_init(&c->srv, d->conf, &srv_env, "127.0.0.1", true);
+    srv_init(&c->srv, d->conf, &d->env, "127.0.0.1", true);
     str_copy(c->srv.local_user, sizeof c->srv.local_user, user);
     c->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->next = d->conns;
@@ -738,18 +958,11 @@ void smtpd_adopt(struct smtpd *d, int fd, const char *user, bool trace_hold, con
         conn_process(c);
 }
 
-struct smtpd *smtpd_new(struct event_base *base, const struct conf *conf, struct spool *sp,
-    struct tpool *wq, struct qmgr *qm)
+static void bind_set(struct smtpd *d, const struct conf_listen_set *set, enum lkind kind)
 {
-    struct smtpd *d = xcalloc(1, sizeof *d);
-    d->base = base;
-    d->conf = conf;
-    d->sp = sp;
-    d->wq = wq;
-    d->qm = qm;
-    buf_init(&d->replies, 0);
-    for (size_t i = 0; i < conf->nlisten; i++) {
-        const struct conf_listen *cl = &conf->listen[i];
+    static const char *names[] = { "smtp", "submission", "smtps" };
+    for (size_t i = 0; i < set->n; i++) {
+        const struct conf_listen *cl = &set->v[i];
         struct sockaddr_storage ss;
         socklen_t sl;
         memset(&ss, 0, sizeof ss);
@@ -766,25 +979,65 @@ struct smtpd *smtpd_new(struct event_base *base, const struct conf *conf, struct
         } else {
             log_fatalx("listen: bad address %s", cl->host);
         }
-        d->ls[i] = evconnlistener_new_bind(base, on_accept, d,
+        struct lsn *ln = &d->ls[d->nls];
+        ln->d = d;
+        ln->kind = kind;
+        ln->l = evconnlistener_new_bind(d->base, on_accept, ln,
             LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 4096,
             (struct sockaddr *)&ss, (int)sl);
-        if (d->ls[i] == NULL)
+        if (ln->l == NULL)
             log_fatal("cannot listen on %s port %d", cl->host, cl->port);
-        evconnlistener_set_error_cb(d->ls[i], on_accept_error);
+        evconnlistener_set_error_cb(ln->l, on_accept_error);
         d->nls++;
-        log_info("listening on %s%s%s:%d", strchr(cl->host, ':') ? "[" : "", cl->host,
-            strchr(cl->host, ':') ? "]" : "", cl->port);
+        log_info("listening on %s%s%s:%d (%s)", strchr(cl->host, ':') ? "[" : "", cl->host,
+            strchr(cl->host, ':') ? "]" : "", cl->port, names[kind]);
     }
+}
+
+struct smtpd *smtpd_new(struct event_base *base, const struct conf *conf, struct spool *sp,
+    struct tpool *wq, struct qmgr *qm, SSL_CTX *tls, struct auth_db *authdb,
+    struct auth_senders *senders)
+{
+    struct smtpd *d = xcalloc(1, sizeof *d);
+    d->base = base;
+    d->conf = conf;
+    d->sp = sp;
+    d->wq = wq;
+    d->qm = qm;
+    d->tls = tls;
+    d->authdb = authdb;
+    d->senders = senders;
+    d->throttle = auth_throttle_new((unsigned)conf->auth_max_failures, conf->auth_lockout,
+        conf->auth_lockout);
+    d->env.ctx = d;
+    d->env.sender_ok = env_sender_ok;
+    d->env.new_id = env_new_id;
+    d->env.now = env_now;
+    buf_init(&d->replies, 0);
+    if ((conf->submission.n || conf->smtps.n) && authdb == NULL)
+        log_warnx("submission ports without auth_passwd_file: nobody can send there");
+    if (conf->smtps.n && tls == NULL)
+        log_fatalx("smtps_listen needs TLS (tls_cert and tls_key, or the self-signed pair)");
+    bind_set(d, &conf->listen, LK_SMTP);
+    bind_set(d, &conf->submission, LK_SUBMISSION);
+    bind_set(d, &conf->smtps, LK_SMTPS);
     return d;
+}
+
+void smtpd_set_tls(struct smtpd *d, SSL_CTX *tls)
+{
+    /* Sessions keep the context they started with (SSL objects hold a reference). */
+    if (d->tls)
+        SSL_CTX_free(d->tls);
+    d->tls = tls;
 }
 
 void smtpd_shutdown(struct smtpd *d)
 {
     d->shutting_down = true;
     for (size_t i = 0; i < d->nls; i++) {
-        evconnlistener_free(d->ls[i]);
-        d->ls[i] = NULL;
+        evconnlistener_free(d->ls[i].l);
+        d->ls[i].l = NULL;
     }
     d->nls = 0;
     struct conn *c = d->conns, *next;
@@ -814,7 +1067,7 @@ void smtpd_free(struct smtpd *d)
     if (d == NULL)
         return;
     for (size_t i = 0; i < d->nls; i++)
-        evconnlistener_free(d->ls[i]);
+        evconnlistener_free(d->ls[i].l);
     while (d->conns) {
         struct conn *c = d->conns;
         if (c->busy) {
@@ -831,5 +1084,8 @@ void smtpd_free(struct smtpd *d)
         }
     }
     buf_free(&d->replies);
+    auth_throttle_free(d->throttle);
+    if (d->tls)
+        SSL_CTX_free(d->tls);
     free(d);
 }

@@ -17,10 +17,18 @@ struct spool;
 struct tpool;
 struct qmgr;
 struct smtpd;
+struct auth_db;
+struct auth_senders;
+typedef struct ssl_ctx_st SSL_CTX;
 
-/* Bind every listen address of conf. Aborts (startup) when a bind fails. */
+/* Bind every listen address of conf (SMTP, submission, smtps). tls: the server context
+ * (owned from now on) or NULL; authdb/senders: AUTH users and sender ownership, or NULL.
+ * Aborts (startup) when a bind fails. */
 struct smtpd *smtpd_new(struct event_base *base, const struct conf *conf, struct spool *sp,
-    struct tpool *wq, struct qmgr *qm);
+    struct tpool *wq, struct qmgr *qm, SSL_CTX *tls, struct auth_db *authdb,
+    struct auth_senders *senders);
+/* Replace the server TLS context (SIGHUP); the smtpd owns it from now on. */
+void smtpd_set_tls(struct smtpd *d, SSL_CTX *tls);
 /*
  * Serve an SMTP session on fd, a connection from the control socket: a trusted local
  * client that may relay; user ("name (uid N)") goes into Received and the envelope.

@@ -2,13 +2,18 @@
  * smtp/client.c - sender-SMTP session state machine.
  *
  * Owns:  the command sequence, PIPELINING bookkeeping (which reply answers which command),
- *        extension negotiation and the per-recipient results.
- * Never: does I/O or looks at a clock; it appends commands to out->send and sets actions.
- * Limits: replies are bounded by smtp/reply.h; ORCPT values by SMTP_ORCPT_MAX.
+ *        extension negotiation, the STARTTLS and AUTH decisions (policy, credentials) and
+ *        the per-recipient results.
+ * Never: does I/O, looks at a clock or calls a TLS library; it appends commands to
+ *        out->send and sets actions. It never puts credentials anywhere but out->send
+ *        (flagged CLI_ACT_SECRET).
+ * Limits: replies are bounded by smtp/reply.h; ORCPT values by SMTP_ORCPT_MAX; credentials
+ *        by CLI_AUTH_MAX; an AUTH line with its initial response by SMTP_CMDLINE_MAX.
  */
 #include "smtp/client.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -43,6 +48,9 @@ static enum cli_stage stage_of(enum cli_state st)
     case CLI_S_GREETING: return CLI_STAGE_GREETING;
     case CLI_S_EHLO:
     case CLI_S_HELO:     return CLI_STAGE_HELO;
+    case CLI_S_STARTTLS:
+    case CLI_S_TLS:      return CLI_STAGE_STARTTLS;
+    case CLI_S_AUTH:     return CLI_STAGE_AUTH;
     case CLI_S_RSET:     return CLI_STAGE_RSET;
     case CLI_S_MAIL:     return CLI_STAGE_MAIL;
     case CLI_S_RCPT:     return CLI_STAGE_RCPT;
@@ -61,6 +69,9 @@ static const char *where_of(enum cli_state st)
     case CLI_S_GREETING: return "while waiting for the greeting";
     case CLI_S_EHLO:     return "after EHLO";
     case CLI_S_HELO:     return "after HELO";
+    case CLI_S_STARTTLS: return "after STARTTLS";
+    case CLI_S_TLS:      return "during the TLS handshake";
+    case CLI_S_AUTH:     return "after AUTH";
     case CLI_S_RSET:     return "after RSET";
     case CLI_S_MAIL:     return "after MAIL FROM";
     case CLI_S_RCPT:     return "after RCPT TO";
@@ -96,7 +107,7 @@ static void result_set(struct smtp_client *c, size_t i, enum cli_rkind kind,
     struct cli_result *res = &c->res[i];
     res->kind = kind;
     res->stage = stage;
-    res->when_connecting = stage <= CLI_STAGE_HELO;
+    res->when_connecting = stage <= CLI_STAGE_AUTH;
     textf(res->reply, sizeof res->reply, "%s", text);
     (void)str_copy(res->status, sizeof res->status, status);
     c->rst[i] = (unsigned char)((c->rst[i] & RS_SENT) | RS_DONE);
@@ -163,7 +174,7 @@ static void go_close(struct smtp_client *c, struct cli_out *out)
 {
     msg_done(c, out);
     set_state(c, CLI_S_CLOSED);
-    out->acts &= ~(unsigned)(CLI_ACT_READY | CLI_ACT_SEND_BODY);
+    out->acts &= ~(unsigned)(CLI_ACT_READY | CLI_ACT_SEND_BODY | CLI_ACT_STARTTLS);
     out->acts |= CLI_ACT_CLOSE;
 }
 
@@ -204,6 +215,32 @@ static void emit_failed(struct smtp_client *c, struct cli_out *out)
     fail_open(c, CLI_R_TEMP, CLI_STAGE_LOCAL,
         "local error: commands do not fit the output buffer", "4.3.0");
     go_close(c, out);
+}
+
+/* Clear memory that held credentials; volatile, so the stores are not optimised away. */
+static void wipe(void *p, size_t n)
+{
+    volatile unsigned char *v = p;
+    while (n-- > 0)
+        *v++ = 0;
+}
+
+/* Room for any AUTH line we build (at most 684 octets of base64 and CRLF), reserved up
+ * front so that no realloc leaves a copy of the credentials behind. */
+#define SECRET_LINE_MAX 1024
+
+/* As emit(), for a command holding credentials: cmd is wiped, and the driver is told not to
+ * log what it writes (CLI_ACT_SECRET). */
+static int emit_secret(struct cli_out *out, struct buf *cmd, int err)
+{
+    if (err == 0)
+        err = buf_append(out->send, cmd->p, cmd->len);
+    if (cmd->p != NULL)
+        wipe(cmd->p, cmd->cap);
+    buf_free(cmd);
+    if (err == 0)
+        out->acts |= CLI_ACT_SEND | CLI_ACT_SECRET;
+    return err;
 }
 
 /* Send one fixed command (CRLF added). Returns 0, or -1 after closing the session. */
@@ -453,6 +490,153 @@ static void begin_msg(struct smtp_client *c, struct cli_out *out)
     set_state(c, CLI_S_MAIL);
 }
 
+/* ---- STARTTLS and AUTH ---- */
+
+/* Append base64 (RFC 4648 4, padded) of the n octets at s to b. Returns 0 or -1.
+ * XXX: share with policy/auth.c */
+static int b64_put(struct buf *b, const unsigned char *s, size_t n)
+{
+    static const char tab[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char q[4];
+    int err = 0;
+
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned long v = (unsigned long)s[i] << 16;
+        if (i + 1 < n)
+            v |= (unsigned long)s[i + 1] << 8;
+        if (i + 2 < n)
+            v |= s[i + 2];
+        q[0] = tab[v >> 18 & 63];
+        q[1] = tab[v >> 12 & 63];
+        q[2] = i + 1 < n ? tab[v >> 6 & 63] : '=';
+        q[3] = i + 2 < n ? tab[v & 63] : '=';
+        err |= buf_append(b, q, sizeof q);
+    }
+    wipe(q, sizeof q);
+    return err;
+}
+
+/* The PLAIN message (RFC 4616 2): empty authzid, NUL, user, NUL, pass. */
+static size_t plain_len(const struct smtp_client *c)
+{
+    return 2 + strlen(c->auth_user) + strlen(c->auth_pass);
+}
+
+static int put_plain(const struct smtp_client *c, struct buf *b)
+{
+    unsigned char raw[2 * CLI_AUTH_MAX + 2];
+    size_t un = strlen(c->auth_user), pn = strlen(c->auth_pass);
+    int err;
+
+    raw[0] = '\0';
+    memcpy(raw + 1, c->auth_user, un);
+    raw[1 + un] = '\0';
+    memcpy(raw + 2 + un, c->auth_pass, pn);
+    err = b64_put(b, raw, plain_len(c));
+    wipe(raw, sizeof raw);
+    return err;
+}
+
+/* Connection setup cannot go on, for our own reason: open recipients get TEMP; QUIT. */
+static void setup_fail(struct smtp_client *c, struct cli_out *out, enum cli_stage stage,
+    const char *text, const char *status)
+{
+    fail_open(c, CLI_R_TEMP, stage, text, status);
+    msg_done(c, out);
+    if (send_simple(c, out, "QUIT", NULL) == 0)
+        set_state(c, CLI_S_QUIT);
+}
+
+/* AUTH with PLAIN when offered (one round trip), else LOGIN (RFC 4954 4). */
+static void send_auth(struct smtp_client *c, struct cli_out *out)
+{
+    static const char verb[] = "AUTH PLAIN";
+    struct buf cmd;
+    int err = 0;
+
+    buf_init(&cmd, 0);
+    err |= buf_reserve(&cmd, SECRET_LINE_MAX);
+    c->auth_login = !c->ext.auth_plain;
+    c->auth_sent = 0;
+    if (c->auth_login) {
+        err |= buf_puts(&cmd, "AUTH LOGIN\r\n");
+    } else {
+        /* the initial response only when the line stays within RFC 5321's 512 octets (the
+         * servers' usual limit); else it goes in answer to an empty 334 */
+        size_t b64 = (plain_len(c) + 2) / 3 * 4;
+        err |= buf_puts(&cmd, verb);
+        if (sizeof verb /* with the SP */ + b64 + 2 <= SMTP_CMDLINE_MAX) {
+            err |= buf_puts(&cmd, " ");
+            err |= put_plain(c, &cmd);
+            c->auth_sent = 1;
+        }
+        err |= buf_puts(&cmd, "\r\n");
+    }
+    if (emit_secret(out, &cmd, err) == -1) {
+        emit_failed(c, out);
+        return;
+    }
+    set_state(c, CLI_S_AUTH);
+}
+
+/*
+ * TLS is settled (in it, refused under MAY, or not wanted): authenticate when credentials
+ * are set and the server offers AUTH, then the message. A server without AUTH is used
+ * unauthenticated: a smarthost may relay for our address, and it would refuse RCPT if
+ * not. A server offering AUTH expects it, so one we cannot use defers instead.
+ */
+static void after_tls(struct smtp_client *c, struct cli_out *out)
+{
+    if (c->auth_set && !c->authed) {
+        if (c->auth_bad) {
+            setup_fail(c, out, CLI_STAGE_LOCAL, "invalid SMTP AUTH credentials configured",
+                "4.3.5");
+            return;
+        }
+        if (c->ext.auth) {
+            if (!c->tls && !c->auth_plaintext) {
+                setup_fail(c, out, CLI_STAGE_AUTH, "not sending credentials without TLS",
+                    "4.7.0");
+            } else if (!c->ext.auth_plain && !c->ext.auth_login) {
+                setup_fail(c, out, CLI_STAGE_AUTH,
+                    "the server offers no AUTH mechanism we support (PLAIN, LOGIN)", "4.7.0");
+            } else {
+                send_auth(c, out);
+            }
+            return;
+        }
+    }
+    begin_msg(c, out);
+}
+
+/* EHLO or HELO succeeded: STARTTLS when the policy wants it and the server offers it. */
+static void after_hello(struct smtp_client *c, struct cli_out *out)
+{
+    if (!c->tls && c->tls_policy != CLI_TLS_NONE) {
+        bool must = c->tls_policy >= CLI_TLS_ENCRYPT;
+        if (!c->tls_available) {
+            if (must) {
+                /* our own lack: stage LOCAL, another MX would not help */
+                setup_fail(c, out, CLI_STAGE_LOCAL,
+                    "TLS required but not available on this side", "4.7.4");
+                return;
+            }
+        } else if (c->ext.starttls) {
+            /* alone: it changes the session, so nothing may follow it in a pipelined
+             * group (RFC 2920 3.1's rule for such commands) */
+            if (send_simple(c, out, "STARTTLS", NULL) == 0)
+                set_state(c, CLI_S_STARTTLS);
+            return;
+        } else if (must) {
+            setup_fail(c, out, CLI_STAGE_STARTTLS,
+                "TLS required but not offered by the server", "4.7.4");
+            return;
+        }
+    }
+    after_tls(c, out);
+}
+
 /* ---- replies ---- */
 
 /* Record the EHLO reply's extensions (RFC 5321 4.1.1.1: lines after the first). */
@@ -477,7 +661,26 @@ static void parse_ehlo(struct smtp_client *c, const struct smtp_reply *r)
             k++;
         const char *kw = t + s;
         size_t kn = k - s;
-        if (str_ieq(kw, kn, "PIPELINING")) {
+        if (kn >= 5 && str_ieq(kw, 5, "AUTH=")) {
+            /* the pre-RFC 2554 form "AUTH=PLAIN LOGIN" still sent next to AUTH */
+            k = s + 4;
+            kn = 4;
+        }
+        if (str_ieq(kw, kn, "AUTH")) {
+            c->ext.auth = true;
+            while (k < i) {
+                while (k < i && (t[k] == ' ' || t[k] == '='))
+                    k++;
+                size_t e = k;
+                while (e < i && t[e] != ' ')
+                    e++;
+                if (str_ieq(t + k, e - k, "PLAIN"))
+                    c->ext.auth_plain = true;
+                else if (str_ieq(t + k, e - k, "LOGIN"))
+                    c->ext.auth_login = true;
+                k = e;
+            }
+        } else if (str_ieq(kw, kn, "PIPELINING")) {
             c->ext.pipelining = true;
         } else if (str_ieq(kw, kn, "8BITMIME")) {
             c->ext.eightbitmime = true;
@@ -534,7 +737,7 @@ static void on_ehlo(struct smtp_client *c, const struct smtp_reply *r, struct cl
     int cls = r->code / 100;
     if (cls == 2) {
         parse_ehlo(c, r);
-        begin_msg(c, out);
+        after_hello(c, out);
     } else if (cls == 5) {
         /* 500/502: an RFC 821 server; the state is unchanged (RFC 5321 4.1.4) */
         if (send_simple(c, out, "HELO", c->helo) == 0)
@@ -551,10 +754,87 @@ static void on_helo(struct smtp_client *c, const struct smtp_reply *r, struct cl
     int cls = r->code / 100;
     if (cls == 2) {
         memset(&c->ext, 0, sizeof c->ext);
-        begin_msg(c, out);
+        after_hello(c, out);
     } else if (cls == 4 || cls == 5) {
         setup_refused(c, r, out);
     } else {
+        protocol_error(c, out, r);
+    }
+}
+
+static void on_starttls(struct smtp_client *c, const struct smtp_reply *r,
+    struct cli_out *out)
+{
+    int cls = r->code / 100;
+
+    if (r->code == 220) {
+        set_state(c, CLI_S_TLS);
+        out->acts |= CLI_ACT_STARTTLS;
+    } else if ((cls == 4 || cls == 5) && c->tls_policy == CLI_TLS_MAY) {
+        /* opportunistic: the session goes on in plaintext, and the EHLO reply still holds */
+        after_tls(c, out);
+    } else if (cls == 4 || cls == 5) {
+        char fr[REPLY_FORMAT_MAX + 1];
+        char text[sizeof c->res[0].reply];
+        reply_format(r, fr, sizeof fr);
+        textf(text, sizeof text, "TLS required but STARTTLS was refused: %s", fr);
+        setup_fail(c, out, CLI_STAGE_STARTTLS, text, "4.7.4");
+    } else {
+        protocol_error(c, out, r);
+    }
+}
+
+/*
+ * AUTH was refused. Always TEMP, also for 535 and other 5xx: bad credentials are ours to
+ * fix, and the mail should wait for the admin rather than bounce. 535 becomes 4.7.8; any
+ * other enhanced code keeps its detail with class 4; 4.7.0 when there is none.
+ */
+static void auth_refused(struct smtp_client *c, const struct smtp_reply *r,
+    struct cli_out *out)
+{
+    char text[sizeof c->res[0].reply];
+    char status[sizeof c->res[0].status];
+
+    reply_format(r, text, sizeof text);
+    if (r->code == 535 || r->enh[0] == '\0')
+        (void)str_copy(status, sizeof status, r->code == 535 ? "4.7.8" : "4.7.0");
+    else
+        textf(status, sizeof status, "4%s", r->enh + 1);
+    setup_fail(c, out, CLI_STAGE_AUTH, text, status);
+}
+
+static void on_auth(struct smtp_client *c, const struct smtp_reply *r, struct cli_out *out)
+{
+    int cls = r->code / 100;
+    unsigned need = c->auth_login ? 2 : 1;      /* LOGIN: user, pass; PLAIN: one message */
+
+    if (r->code == 334 && c->auth_sent < need) {
+        /* the challenge text ("VXNlcm5hbWU6" etc.) is not checked: servers vary */
+        struct buf cmd;
+        int err;
+        buf_init(&cmd, 0);
+        err = buf_reserve(&cmd, SECRET_LINE_MAX);
+        if (!c->auth_login) {
+            err |= put_plain(c, &cmd);
+        } else {
+            const char *v = c->auth_sent == 0 ? c->auth_user : c->auth_pass;
+            err |= b64_put(&cmd, (const unsigned char *)v, strlen(v));
+        }
+        err |= buf_puts(&cmd, "\r\n");
+        if (emit_secret(out, &cmd, err) == -1) {
+            emit_failed(c, out);
+            return;
+        }
+        c->auth_sent++;
+    } else if (cls == 2 && c->auth_sent == need) {
+        /* RFC 4954 says 235; no security layer with PLAIN or LOGIN, so no new EHLO */
+        c->authed = true;
+        begin_msg(c, out);
+    } else if (cls == 4 || cls == 5) {
+        auth_refused(c, r, out);
+    } else {
+        /* XXX: a 334 past the mechanism's end could be cancelled with "*" (RFC 4954 4);
+         * a server that confused is not worth the state */
         protocol_error(c, out, r);
     }
 }
@@ -693,6 +973,13 @@ void cli_reply(struct smtp_client *c, const struct smtp_reply *r, struct cli_out
         go_close(c, out);
         return;
     }
+    if (c->state == CLI_S_TLS) {
+        /* whatever came after the 220 was sent in plaintext, outside TLS: injected
+         * (STARTTLS response injection, the client side of CVE-2011-0411). The driver
+         * discards the rest of that read; anything that still gets here ends the session */
+        protocol_error(c, out, r);
+        return;
+    }
     if (r->code == 421) {
         /* RFC 5321 3.8: the server is closing the channel; no more replies will come */
         reply_open(c, r, stage_of(c->state), false);
@@ -703,6 +990,8 @@ void cli_reply(struct smtp_client *c, const struct smtp_reply *r, struct cli_out
     case CLI_S_GREETING: on_greeting(c, r, out); break;
     case CLI_S_EHLO:     on_ehlo(c, r, out); break;
     case CLI_S_HELO:     on_helo(c, r, out); break;
+    case CLI_S_STARTTLS: on_starttls(c, r, out); break;
+    case CLI_S_AUTH:     on_auth(c, r, out); break;
     case CLI_S_RSET:     on_rset(c, r, out); break;
     case CLI_S_MAIL:     on_mail(c, r, out); break;
     case CLI_S_RCPT:     on_rcpt(c, r, out); break;
@@ -741,6 +1030,41 @@ static void msg_clear(struct smtp_client *c)
 void cli_free(struct smtp_client *c)
 {
     msg_clear(c);
+    wipe(c->auth_user, sizeof c->auth_user);
+    wipe(c->auth_pass, sizeof c->auth_pass);
+}
+
+void cli_set_tls(struct smtp_client *c, enum cli_tls policy, bool tls_available)
+{
+    assert(c->state == CLI_S_INIT);
+    c->tls_policy = policy;
+    c->tls_available = tls_available;
+}
+
+/* 1..CLI_AUTH_MAX octets, no CR or LF (they could never reach a command, but a user name
+ * with a line break is a configuration mistake worth catching). */
+static bool cred_ok(const char *s)
+{
+    const char *end = s != NULL ? memchr(s, '\0', CLI_AUTH_MAX + 1) : NULL;
+    return end != NULL && end > s && strpbrk(s, "\r\n") == NULL;
+}
+
+int cli_set_auth(struct smtp_client *c, const char *user, const char *pass,
+    bool allow_plaintext)
+{
+    assert(c->state == CLI_S_INIT);
+    wipe(c->auth_user, sizeof c->auth_user);
+    wipe(c->auth_pass, sizeof c->auth_pass);
+    c->auth_set = true;
+    c->auth_plaintext = allow_plaintext;
+    c->auth_bad = !cred_ok(user) || !cred_ok(pass);
+    if (c->auth_bad) {
+        errno = EINVAL;
+        return -1;
+    }
+    (void)str_copy(c->auth_user, sizeof c->auth_user, user);
+    (void)str_copy(c->auth_pass, sizeof c->auth_pass, pass);
+    return 0;
 }
 
 static void msg_set(struct smtp_client *c, const struct cli_msg *m)
@@ -773,6 +1097,31 @@ void cli_body_sent(struct smtp_client *c, struct cli_out *out)
     out->acts = CLI_ACT_NONE;
     assert(c->state == CLI_S_BODY);
     set_state(c, CLI_S_DOT);
+}
+
+void cli_tls_done(struct smtp_client *c, bool ok, const char *detail, struct cli_out *out)
+{
+    char text[sizeof c->res[0].reply];
+
+    out->acts = CLI_ACT_NONE;
+    if (c->state == CLI_S_QUIT || c->state == CLI_S_CLOSED) {
+        go_close(c, out);
+        return;
+    }
+    assert(c->state == CLI_S_TLS);
+    if (!ok) {
+        /* the connection is unusable (no QUIT in plaintext now); for MAY too, the host is
+         * left for now rather than retried in plaintext (Postfix does the latter) */
+        textf(text, sizeof text, "TLS handshake failed%s%s", detail != NULL ? ": " : "",
+            detail != NULL ? detail : "");
+        abort_session(c, out, text, "4.7.5");
+        return;
+    }
+    c->tls = true;
+    /* RFC 3207 4.2: forget what the server said before TLS, and ask again */
+    memset(&c->ext, 0, sizeof c->ext);
+    if (send_simple(c, out, "EHLO", c->helo) == 0)
+        set_state(c, CLI_S_EHLO);
 }
 
 void cli_next(struct smtp_client *c, const struct cli_msg *m, struct cli_out *out)
@@ -851,6 +1200,9 @@ unsigned cli_timeout(const struct smtp_client *c)
     case CLI_S_DATA:     return CLI_TIMEOUT_DATA_INIT;
     case CLI_S_BODY:     return CLI_TIMEOUT_DATA_BLOCK;
     case CLI_S_DOT:      return CLI_TIMEOUT_DATA_END;
+    case CLI_S_TLS:      return CLI_TIMEOUT_TLS;
+    case CLI_S_STARTTLS:
+    case CLI_S_AUTH:
     case CLI_S_RSET:
     case CLI_S_QUIT:     return CLI_TIMEOUT_OTHER;
     default:             return 0;
@@ -860,6 +1212,11 @@ unsigned cli_timeout(const struct smtp_client *c)
 bool cli_needs_7bit(const struct smtp_client *c)
 {
     return c->msg != NULL && c->need_7bit;
+}
+
+bool cli_in_tls(const struct smtp_client *c)
+{
+    return c->tls;
 }
 
 const struct cli_result *cli_results(const struct smtp_client *c, size_t *n)

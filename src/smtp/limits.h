@@ -11,6 +11,7 @@
 /* Extensions add parameters (SIZE, BODY, SMTPUTF8, RET, ENVID, AUTH, NOTIFY, ORCPT):
  * RFC 1869 allows each to extend the line; this is the cap we accept. */
 #define SMTP_CMDLINE_EXT_MAX 2048
+#define SMTP_AUTHLINE_MAX  12288  /* AUTH command and responses incl. CRLF (RFC 4954 4) */
 #define SMTP_TEXTLINE_MAX  1000   /* text line incl. CRLF (4.5.3.1.6) */
 #define SMTP_ENVID_MAX     100    /* RFC 3461 4.4, decoded */
 #define SMTP_ORCPT_MAX     500    /* RFC 3461 4.2, encoded */

@@ -14,12 +14,20 @@
 
 #include "conf/conf.h"
 #include "policy/aliases.h"
+#include "policy/auth.h"
 #include "smtp/limits.h"
 #include "util/str.h"
 #include "util/xmalloc.h"
 
 /* Content not yet spooled is handed to the spool past this many octets. */
 #define SRV_BODY_CAP (1024 * 1024)
+
+static const char *with_proto(const struct smtp_server *s);
+
+enum { AUTH_STEP_NONE, AUTH_STEP_PLAIN, AUTH_STEP_LOGIN_USER, AUTH_STEP_LOGIN_PASS };
+
+static void auth_response(struct smtp_server *s, const char *line, size_t len,
+    struct srv_out *out);
 
 static void srv_set_state(struct smtp_server *s, enum srv_state st)
 {
@@ -96,12 +104,14 @@ void srv_init(struct smtp_server *s, const struct conf *conf, const struct srv_e
     s->conf = conf;
     s->env = env;
     s->relay_ok = relay_ok;
+    s->relay_by_net = relay_ok;
     str_copy(s->client_addr, sizeof s->client_addr, client_addr);
     srv_set_state(s, SRV_INIT);
 }
 
 void srv_free(struct smtp_server *s)
 {
+    explicit_bzero(s->auth_try_pass, sizeof s->auth_try_pass);
     tx_free(s->tx);
     s->tx = NULL;
 }
@@ -173,6 +183,10 @@ static void do_helo(struct smtp_server *s, const struct smtp_cmd *c, bool ehlo,
     reply(s, out, -250, NULL, "ENHANCEDSTATUSCODES");
     reply(s, out, -250, NULL, "SMTPUTF8");
     reply(s, out, -250, NULL, "CHUNKING");
+    if (s->tls_offer && !s->tls)
+        reply(s, out, -250, NULL, "STARTTLS");
+    if (s->auth_offer && (s->tls || s->auth_plaintext) && !s->auth_user[0])
+        reply(s, out, -250, NULL, "AUTH PLAIN LOGIN");
     reply(s, out, 250, NULL, "HELP");
 }
 
@@ -207,9 +221,21 @@ static void do_mail(struct smtp_server *s, const struct smtp_cmd *c, struct srv_
         error_reply(s, out, 501, "5.5.4", "BODY=BINARYMIME is not supported");
         return;
     }
-    if (a.has_auth) {
-        /* AUTH is not offered yet: an AUTH= parameter is an unknown parameter. */
+    if (a.has_auth && !s->auth_offer) {
+        /* AUTH is not offered: an AUTH= parameter is an unknown parameter (RFC 4954 5). */
         reply_raw(s, out, smtp_perr_reply(SMTP_PERR_PARAM_UNKNOWN, false));
+        count_error(s, out);
+        return;
+    }
+    if (s->require_auth && !s->auth_user[0]) {
+        error_reply(s, out, 530, "5.7.0", "Authentication required");
+        return;
+    }
+    if (s->auth_user[0] && s->env->sender_ok &&
+        !s->env->sender_ok(s->env->ctx, s->auth_user, a.path.null ? "" : a.path.addr)) {
+        char q[SMTP_PATH_MAX * 2];
+        reply(s, out, 553, "5.7.1", "<%s>: Sender address rejected: not owned by user %s",
+            str_escape(q, sizeof q, a.path.addr, strlen(a.path.addr)), s->auth_user);
         count_error(s, out);
         return;
     }
@@ -318,13 +344,21 @@ static void do_rcpt(struct smtp_server *s, const struct smtp_cmd *c, struct srv_
 
 /* ---- DATA and BDAT ---- */
 
+const char *srv_proto(const struct smtp_server *s)
+{
+    return with_proto(s);
+}
+
 static const char *with_proto(const struct smtp_server *s)
 {
-    if (s->tx && s->tx->smtputf8)
-        return s->tls ? "UTF8SMTPS" : "UTF8SMTP";
+    /* RFC 3848 and RFC 6531 protocol types */
+    static const char *const names[2][2][2] = {
+        { { "ESMTP", "ESMTPA" }, { "ESMTPS", "ESMTPSA" } },
+        { { "UTF8SMTP", "UTF8SMTPA" }, { "UTF8SMTPS", "UTF8SMTPSA" } },
+    };
     if (!s->esmtp)
         return "SMTP";
-    return s->tls ? "ESMTPS" : "ESMTP";
+    return names[s->tx && s->tx->smtputf8][s->tls][s->auth_user[0] != 0];
 }
 
 void srv_received(const struct smtp_server *s, struct buf *b)
@@ -337,7 +371,12 @@ void srv_received(const struct smtp_server *s, struct buf *b)
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
     char helo[SMTP_DOMAIN_MAX * 4 + 1];
     str_escape(helo, sizeof helo, s->helo, strlen(s->helo));
-    if (s->local_user[0])
+    if (s->tls_info[0])
+        /* the TLS comment goes before "by" so the clauses stay in RFC 5321 order */
+        buf_printf(b, "Received: from %s (%s%s%s)\n\t(using %s)\n\tby %s (postel) with %s "
+            "id %s", helo, strchr(s->client_addr, ':') ? "[IPv6:" : "[", s->client_addr, "]",
+            s->tls_info, s->conf->hostname, with_proto(s), t->id);
+    else if (s->local_user[0])
         buf_printf(b, "Received: from %s (local user %s)\n\tby %s (postel) with %s id %s",
             helo, s->local_user, s->conf->hostname, with_proto(s), t->id);
     else
@@ -675,12 +714,218 @@ static void do_help(struct smtp_server *s, struct srv_out *out)
     reply(s, out, 214, "2.0.0", "End of HELP info");
 }
 
+/* ---- STARTTLS (RFC 3207) ---- */
+
+static void do_starttls(struct smtp_server *s, const struct smtp_cmd *c, struct srv_out *out)
+{
+    if (!arg_empty(c->arg, c->arglen)) {
+        error_reply(s, out, 501, "5.5.4", "Syntax: STARTTLS");
+        return;
+    }
+    if (s->tls) {
+        error_reply(s, out, 503, "5.5.1", "Error: TLS already active");
+        return;
+    }
+    if (!s->tls_offer) {
+        error_reply(s, out, 502, "5.5.1", "Error: command not implemented");
+        return;
+    }
+    reply(s, out, 220, "2.0.0", "Ready to start TLS");
+    out->act = SRV_ACT_STARTTLS;
+}
+
+static void session_restart(struct smtp_server *s)
+{
+    tx_reset(s);
+    s->helo[0] = '\0';
+    s->esmtp = false;
+    s->auth_user[0] = '\0';
+    s->auth_step = AUTH_STEP_NONE;
+    s->relay_ok = s->relay_by_net;
+    srv_set_state(s, SRV_INIT);
+}
+
+void srv_tls_done(struct smtp_server *s, const char *info)
+{
+    /* Forget everything learned before TLS (RFC 3207 4.2). */
+    session_restart(s);
+    s->tls = true;
+    str_copy(s->tls_info, sizeof s->tls_info, info);
+}
+
+void srv_tls_implicit(struct smtp_server *s, const char *info)
+{
+    s->tls = true;
+    str_copy(s->tls_info, sizeof s->tls_info, info);
+}
+
+/* ---- AUTH (RFC 4954: PLAIN, LOGIN) ---- */
+
+static void auth_clear(struct smtp_server *s)
+{
+    explicit_bzero(s->auth_try_pass, sizeof s->auth_try_pass);
+    explicit_bzero(s->auth_try_user, sizeof s->auth_try_user);
+    s->auth_step = AUTH_STEP_NONE;
+}
+
+/* Decode a PLAIN response and hand it to the driver. */
+static void auth_plain(struct smtp_server *s, const char *b64, size_t n, struct srv_out *out)
+{
+    enum auth_perr e = auth_plain_decode(b64, n, s->auth_try_user, sizeof s->auth_try_user,
+        s->auth_try_pass, sizeof s->auth_try_pass);
+    s->auth_step = AUTH_STEP_NONE;
+    if (e == AUTH_P_AUTHZ_MISMATCH) {
+        auth_clear(s);
+        error_reply(s, out, 535, "5.7.8", "Authentication credentials invalid");
+        return;
+    }
+    if (e != AUTH_P_OK) {
+        auth_clear(s);
+        error_reply(s, out, 501, "5.5.2", "Cannot decode response");
+        return;
+    }
+    s->auth_busy = true;
+    out->act = SRV_ACT_AUTH;
+}
+
+static void auth_response(struct smtp_server *s, const char *line, size_t len,
+    struct srv_out *out)
+{
+    if (len + 2 > SMTP_AUTHLINE_MAX) {
+        auth_clear(s);
+        error_reply(s, out, 500, "5.5.6", "Authentication exchange line is too long");
+        return;
+    }
+    if (len == 1 && line[0] == '*') {
+        auth_clear(s);
+        error_reply(s, out, 501, "5.0.0", "Authentication cancelled");
+        return;
+    }
+    if (s->auth_step == AUTH_STEP_PLAIN) {
+        auth_plain(s, line, len, out);
+        return;
+    }
+    unsigned char dec[1100];
+    ssize_t dl = auth_b64_decode(line, len, dec, sizeof dec - 1);
+    if (dl < 0 || memchr(dec, '\0', (size_t)dl)) {
+        auth_clear(s);
+        error_reply(s, out, 501, "5.5.2", "Cannot decode response");
+        return;
+    }
+    dec[dl] = '\0';
+    if (s->auth_step == AUTH_STEP_LOGIN_USER) {
+        if (dl == 0 || str_copy(s->auth_try_user, sizeof s->auth_try_user, (char *)dec) == -1) {
+            auth_clear(s);
+            error_reply(s, out, 501, "5.5.2", "Cannot decode response");
+            return;
+        }
+        s->auth_step = AUTH_STEP_LOGIN_PASS;
+        reply(s, out, 334, NULL, "UGFzc3dvcmQ6");      /* "Password:" */
+        return;
+    }
+    if (str_copy(s->auth_try_pass, sizeof s->auth_try_pass, (char *)dec) == -1 || dl == 0) {
+        auth_clear(s);
+        error_reply(s, out, 501, "5.5.2", "Cannot decode response");
+        return;
+    }
+    explicit_bzero(dec, sizeof dec);
+    s->auth_step = AUTH_STEP_NONE;
+    s->auth_busy = true;
+    out->act = SRV_ACT_AUTH;
+}
+
+static void do_auth(struct smtp_server *s, const struct smtp_cmd *c, struct srv_out *out)
+{
+    if (!s->auth_offer || (!s->tls && !s->auth_plaintext)) {
+        if (s->auth_offer && !s->tls)
+            error_reply(s, out, 538, "5.7.11", "Encryption required for requested "
+                "authentication mechanism");
+        else
+            error_reply(s, out, 502, "5.5.1", "Error: command not implemented");
+        return;
+    }
+    if (!s->esmtp) {
+        error_reply(s, out, 503, "5.5.1", "Error: send EHLO first");
+        return;
+    }
+    if (s->auth_user[0]) {
+        error_reply(s, out, 503, "5.5.1", "Error: already authenticated");
+        return;
+    }
+    if (s->tx) {
+        error_reply(s, out, 503, "5.5.1", "Error: AUTH not allowed during a mail transaction");
+        return;
+    }
+    const char *a = c->arg;
+    size_t n = c->arglen, i = 0;
+    while (i < n && a[i] != ' ')
+        i++;
+    size_t j = i;
+    while (j < n && a[j] == ' ')
+        j++;
+    if (str_ieq(a, i, "PLAIN")) {
+        if (j < n) {
+            /* "=" is an empty initial response (RFC 4954 4). */
+            auth_plain(s, a + j, n - j, out);
+            return;
+        }
+        s->auth_step = AUTH_STEP_PLAIN;
+        reply(s, out, 334, NULL, "%s", "");
+        return;
+    }
+    if (str_ieq(a, i, "LOGIN")) {
+        if (j < n) {
+            s->auth_step = AUTH_STEP_LOGIN_USER;
+            auth_response(s, a + j, n - j, out);
+            return;
+        }
+        s->auth_step = AUTH_STEP_LOGIN_USER;
+        reply(s, out, 334, NULL, "VXNlcm5hbWU6");       /* "Username:" */
+        return;
+    }
+    if (i == 0) {
+        error_reply(s, out, 501, "5.5.4", "Syntax: AUTH mechanism [initial-response]");
+        return;
+    }
+    error_reply(s, out, 504, "5.5.4", "Unrecognized authentication type");
+}
+
+void srv_auth_done(struct smtp_server *s, bool ok, bool locked, struct srv_out *out)
+{
+    if (!s->auth_busy)
+        return;
+    s->auth_busy = false;
+    if (locked) {
+        auth_clear(s);
+        reply(s, out, 421, "4.7.0", "%s Error: too many failed logins; try later",
+            s->conf->hostname);
+        srv_set_state(s, SRV_CLOSED);
+        out->act = SRV_ACT_CLOSE;
+        return;
+    }
+    if (!ok) {
+        auth_clear(s);
+        /* Never say whether the user exists. */
+        error_reply(s, out, 535, "5.7.8", "Authentication credentials invalid");
+        return;
+    }
+    str_copy(s->auth_user, sizeof s->auth_user, s->auth_try_user);
+    auth_clear(s);
+    s->relay_ok = true;
+    s->errors = 0;
+    reply(s, out, 235, "2.7.0", "Authentication successful");
+}
+
 /* ---- dispatch ---- */
 
 void srv_feed_line(struct smtp_server *s, const char *line, size_t len, struct srv_out *out)
 {
     if (s->state == SRV_CLOSED)
         return;
+    if (s->auth_step != AUTH_STEP_NONE) {
+        auth_response(s, line, len, out);
+        return;
+    }
     for (size_t i = 0; i < len; i++) {
         if (line[i] == '\0' || line[i] == '\r') {
             error_reply(s, out, 500, "5.5.2", line[i] == '\0' ?
@@ -693,7 +938,7 @@ void srv_feed_line(struct smtp_server *s, const char *line, size_t len, struct s
     /* RFC 5321 4.5.3.1.4: 512 octets with CRLF; MAIL and RCPT may carry extension
      * parameters (RFC 5321 4.1.2), which we allow up to SMTP_CMDLINE_EXT_MAX. */
     size_t max = (c.verb == SMTP_VERB_MAIL || c.verb == SMTP_VERB_RCPT) ?
-        SMTP_CMDLINE_EXT_MAX : SMTP_CMDLINE_MAX;
+        SMTP_CMDLINE_EXT_MAX : c.verb == SMTP_VERB_AUTH ? SMTP_AUTHLINE_MAX : SMTP_CMDLINE_MAX;
     if (len + 2 > max) {
         error_reply(s, out, 500, "5.5.2", "Error: line too long");
         return;
@@ -762,7 +1007,11 @@ void srv_feed_line(struct smtp_server *s, const char *line, size_t len, struct s
         error_reply(s, out, 502, "5.5.1", "Error: command not implemented");
         break;
     case SMTP_VERB_STARTTLS:
+        do_starttls(s, &c, out);
+        break;
     case SMTP_VERB_AUTH:
+        do_auth(s, &c, out);
+        break;
     case SMTP_VERB_ETRN:
         error_reply(s, out, 502, "5.5.1", "Error: command not implemented");
         break;
@@ -831,6 +1080,8 @@ void srv_shutdown(struct smtp_server *s, struct srv_out *out)
 
 enum srv_input srv_input_mode(const struct smtp_server *s)
 {
+    if (s->auth_busy)
+        return SRV_IN_WAIT;
     switch (s->state) {
     case SRV_DATA:
         return SRV_IN_DATA;

@@ -36,7 +36,9 @@ enum srv_act {
     SRV_ACT_NONE,
     SRV_ACT_COMMIT,     /* content complete: commit tx (srv_tx_body) then srv_commit_done() */
     SRV_ACT_ABORT,      /* the tx was rejected after content was spooled: discard the file */
-    SRV_ACT_CLOSE       /* flush the replies, then close the connection */
+    SRV_ACT_CLOSE,      /* flush the replies, then close the connection */
+    SRV_ACT_STARTTLS,   /* flush the 220, discard unread input, handshake, srv_tls_done() */
+    SRV_ACT_AUTH        /* check srv_auth_user()/srv_auth_pass(), then srv_auth_done() */
 };
 
 /* What the driver should read next. */
@@ -73,6 +75,8 @@ struct srv_tx {
 /* Facts the driver knows about the connection and the world. */
 struct srv_env {
     void *ctx;
+    /* May the authenticated user send as sender? NULL: anyone may use any sender. */
+    bool (*sender_ok)(void *ctx, const char *user, const char *sender);
     /* Write a fresh queue id (letters and digits) into id (size idsz). */
     void (*new_id)(void *ctx, char *id, size_t idsz);
     /* Current time. */
@@ -85,7 +89,18 @@ struct smtp_server {
     const struct srv_env *env;
     bool esmtp;                 /* EHLO seen: enhanced codes and extensions in effect */
     bool relay_ok;              /* client may relay (relay_networks or, later, AUTH) */
-    bool tls;                   /* for Received "with ESMTPS" (issue: trust) */
+    bool tls;                   /* the session is encrypted */
+    char tls_info[128];         /* "TLSv1.3 with cipher ..." for Received */
+    bool tls_offer;             /* STARTTLS may be offered (a context exists, not yet TLS) */
+    bool auth_offer;            /* an AUTH password database exists */
+    bool auth_plaintext;        /* AUTH allowed without TLS (loopback, by configuration) */
+    bool require_auth;          /* submission: MAIL needs AUTH first */
+    char auth_user[256];        /* authenticated user, or "" */
+    int auth_step;              /* AUTH exchange in progress (server.c) */
+    bool auth_busy;             /* waiting for the driver's password check */
+    char auth_try_user[256];    /* credentials to check (cleared after) */
+    char auth_try_pass[1025];
+    bool relay_by_net;          /* relay_ok came from relay_networks */
     char helo[SMTP_DOMAIN_MAX + 1];
     char client_addr[64];       /* numeric address of the peer */
     char local_user[96];        /* local submission: "name (uid N)"; "" for network peers */
@@ -123,11 +138,22 @@ unsigned long long srv_bdat_left(const struct smtp_server *s);
 void srv_commit_done(struct smtp_server *s, int result, struct srv_out *out);
 /* Result codes for srv_commit_done. */
 enum { SRV_COMMIT_OK = 0, SRV_COMMIT_NOSPACE = 1, SRV_COMMIT_FAIL = 2 };
+/* The TLS handshake after STARTTLS finished: ok, and info for Received ("TLSv1.3 ..."). A
+ * failed handshake closes the session (the driver just drops it). The session starts
+ * over: the client must say EHLO again (RFC 3207 4.2). */
+void srv_tls_done(struct smtp_server *s, const char *info);
+/* Implicit TLS (port 465): the session is encrypted from the start. */
+void srv_tls_implicit(struct smtp_server *s, const char *info);
+/* The password check after SRV_ACT_AUTH: ok, or refused; locked: the client address is
+ * locked out for failing too often (421 and close). Appends the reply. */
+void srv_auth_done(struct smtp_server *s, bool ok, bool locked, struct srv_out *out);
 /* Timeout or shutdown: append the 421 reply and move to CLOSED. */
 void srv_timeout(struct smtp_server *s, struct srv_out *out);
 void srv_shutdown(struct smtp_server *s, struct srv_out *out);
 /* What to read next. */
 enum srv_input srv_input_mode(const struct smtp_server *s);
+/* The protocol name of the Received header ("ESMTPSA" ...). */
+const char *srv_proto(const struct smtp_server *s);
 /* Write the Received: header for the open tx into b (LF line ends). */
 void srv_received(const struct smtp_server *s, struct buf *b);
 

@@ -10,7 +10,13 @@
  *   C+ bytes                 raw bytes with \r \n \0 \\ escapes, fed as is
  *   S: reply                 expected reply line; "S: 250-..." etc. A line ending in '*'
  *                            matches any reply with that prefix.
- *   S! act                   expected action after the last feed: close, abort
+ *   S! act                   expected action after the last feed: close, abort, starttls,
+ *                            auth
+ *   @offer tls|auth|auth_plaintext|require_auth   session options (before the first C:)
+ *   @tls_done                the TLS handshake finished (after S! starttls)
+ *   @auth ok|fail|locked     result of the password check (after S! auth); the checked
+ *                            credentials must then be "@user" and "@pass" lines' values
+ *   @user NAME / @pass PASS  what the session must have asked the driver to check
  * The clock is fixed (2026-01-01) and queue ids count up from QID0001.
  */
 #include <dirent.h>
@@ -44,7 +50,7 @@ static time_t t_now(void *ctx)
     return 1767225600;  /* 2026-01-01T00:00:00Z */
 }
 
-static const struct srv_env t_env = { NULL, t_new_id, t_now };
+static const struct srv_env t_env = { .new_id = t_new_id, .now = t_now };
 
 static size_t unescape(const char *s, char *out, size_t osz)
 {
@@ -108,6 +114,11 @@ static void feed(struct run *r, const char *p, size_t n)
             srv_commit_done(&r->srv, r->commit_result, &out);
             r->commit_result = SRV_COMMIT_OK;
             r->last_act = SRV_ACT_COMMIT;
+        } else if (out.act == SRV_ACT_STARTTLS) {
+            /* The driver drops whatever the client sent after STARTTLS. */
+            r->last_act = out.act;
+            plen = 0;
+            break;
         } else if (out.act != SRV_ACT_NONE) {
             r->last_act = out.act;
             out.act = SRV_ACT_NONE;
@@ -149,6 +160,7 @@ static void run_transcript(void **state)
     r->file = name;
     buf_init(&r->replies, 0);
     bool started = false, relay = false;
+    bool o_tls = false, o_auth = false, o_plain = false, o_req = false;
     struct conf *conf = NULL;
     char line[70000];
     next_qid = 0;
@@ -167,12 +179,23 @@ static void run_transcript(void **state)
             relay = true;
             continue;
         }
+        if (!strncmp(line, "@offer ", 7)) {
+            o_tls |= !strcmp(line + 7, "tls");
+            o_auth |= !strcmp(line + 7, "auth");
+            o_plain |= !strcmp(line + 7, "auth_plaintext");
+            o_req |= !strcmp(line + 7, "require_auth");
+            continue;
+        }
         if (!started) {
             char err[512];
             conf = conf_parse(conftext.p, conftext.len, name, err, sizeof err);
             if (conf == NULL)
                 fail_msg("%s: config: %s", name, err);
             srv_init(&r->srv, conf, &t_env, "192.0.2.7", relay);
+            r->srv.tls_offer = o_tls;
+            r->srv.auth_offer = o_auth;
+            r->srv.auth_plaintext = o_plain;
+            r->srv.require_auth = o_req;
             struct srv_out out = { &r->replies, SRV_ACT_NONE };
             srv_greet(&r->srv, &out);
             started = true;
@@ -193,9 +216,26 @@ static void run_transcript(void **state)
             feed(r, b, k);
         } else if (!strncmp(line, "S: ", 3)) {
             expect_reply(r, line + 3);
+        } else if (!strcmp(line, "@tls_done")) {
+            srv_tls_done(&r->srv, "TLSv1.3 with cipher TEST (256/256 bits)");
+            r->last_act = SRV_ACT_NONE;
+        } else if (!strncmp(line, "@user ", 6)) {
+            if (strcmp(r->srv.auth_try_user, line + 6) != 0)
+                fail_msg("%s:%d: user to check is \"%s\"", name, r->lineno,
+                    r->srv.auth_try_user);
+        } else if (!strncmp(line, "@pass ", 6)) {
+            if (strcmp(r->srv.auth_try_pass, line + 6) != 0)
+                fail_msg("%s:%d: password to check differs", name, r->lineno);
+        } else if (!strncmp(line, "@auth ", 6)) {
+            struct srv_out out = { &r->replies, SRV_ACT_NONE };
+            srv_auth_done(&r->srv, !strcmp(line + 6, "ok"), !strcmp(line + 6, "locked"), &out);
+            r->last_act = out.act;
+            feed(r, "", 0);
         } else if (!strncmp(line, "S! ", 3)) {
             enum srv_act want = !strcmp(line + 3, "close") ? SRV_ACT_CLOSE :
-                !strcmp(line + 3, "abort") ? SRV_ACT_ABORT : SRV_ACT_NONE;
+                !strcmp(line + 3, "abort") ? SRV_ACT_ABORT :
+                !strcmp(line + 3, "starttls") ? SRV_ACT_STARTTLS :
+                !strcmp(line + 3, "auth") ? SRV_ACT_AUTH : SRV_ACT_NONE;
             if (r->last_act != want)
                 fail_msg("%s:%d: expected action %s, got %d", name, r->lineno, line + 3,
                     (int)r->last_act);

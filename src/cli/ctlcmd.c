@@ -189,6 +189,30 @@ int ctlcmd_list(struct ctlcmd *cc, bool json)
     return st;
 }
 
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 :
+        c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* A header line as SHOW sends it (util/str.h str_escape: \xHH): TAB, printable ASCII and
+ * 8-bit octets come back; other control octets stay escaped. */
+static void put_header(struct buf *out, const char *s)
+{
+    for (; *s; s++) {
+        if (s[0] == '\\' && s[1] == 'x' && hexval(s[2]) >= 0 && hexval(s[3]) >= 0) {
+            unsigned char c = (unsigned char)(hexval(s[2]) << 4 | hexval(s[3]));
+            if (c == '\t' || (c >= 32 && c != 127)) {
+                buf_append(out, &c, 1);
+                s += 3;
+                continue;
+            }
+        }
+        buf_append(out, s, 1);
+    }
+    buf_puts(out, "\n");
+}
+
 int ctlcmd_show(struct ctlcmd *cc, const char *id, bool json)
 {
     if (!ctlcmd_arg_ok(id) || strchr(id, ' ')) {
@@ -223,7 +247,7 @@ int ctlcmd_show(struct ctlcmd *cc, const char *id, bool json)
             mailq_entry(m, &out);
             json_free(m);
         } else if (s[0] == 'H' && s[1] == ' ' && !json) {
-            buf_printf(&out, "%s\n", s + 2);
+            put_header(&out, s + 2);
         }
     }
     if (st == EX_OK)

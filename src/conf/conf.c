@@ -72,6 +72,7 @@ static const struct ckey keys[] = {
     { "relay_networks", CT_CIDRS, OFF(relay_networks), "clients that may relay" },
     { "trusted_networks", CT_CIDRS, OFF(trusted_networks),
         "clients exempt from per-address limits and the greet pause" },
+    { "etrn_networks", CT_CIDRS, OFF(etrn_networks), "clients that may use ETRN (RFC 1985)" },
     { "message_size_limit", CT_SIZE, OFF(message_size_limit), "octets, 0: none" },
     { "max_recipients", CT_COUNT, OFF(max_recipients), "recipients per message" },
     { "max_errors", CT_COUNT, OFF(max_errors), "errors in a row before 421" },
@@ -176,6 +177,7 @@ void conf_free(struct conf *c)
         aliases_free(c->aliases);
     cidr_list_free(&c->relay_networks);
     cidr_list_free(&c->trusted_networks);
+    cidr_list_free(&c->etrn_networks);
     free(c);
 }
 

@@ -46,6 +46,7 @@ struct conf {
     struct aliases *aliases;            /* file entries and inline "alias" lines */
     struct cidr_list relay_networks;    /* clients that may relay */
     struct cidr_list trusted_networks;  /* exempt from per-address limits and greet pause */
+    struct cidr_list etrn_networks;     /* clients that may use ETRN */
 
     unsigned long long message_size_limit;  /* octets; 0: none */
     size_t max_recipients;              /* per message */

@@ -592,6 +592,14 @@ static bool handle_out(struct conn *c, struct srv_out *out)
     case SRV_ACT_AUTH:
         start_auth(c);
         return false;
+    case SRV_ACT_ETRN: {
+        size_t n = qmgr_flush(c->d->qm, c->srv.etrn_arg);
+        log_info("sid=%x client=[%s] ETRN %s: %zu message(s)", c->sid, c->srv.client_addr,
+            c->srv.etrn_arg, n);
+        srv_etrn_done(&c->srv, n, out);
+        conn_send(c, out);
+        break;
+    }
     case SRV_ACT_NONE:
         break;
     }
@@ -869,6 +877,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     c->srv.auth_offer = d->authdb != NULL;
     c->srv.auth_plaintext = cf->auth_plaintext && trusted;
     c->srv.require_auth = ln->kind != LK_SMTP;
+    c->srv.etrn_ok = cidr_list_match(&cf->etrn_networks, sa);
     if (!trusted)
         ip_add(d, ip, 1);
     c->next = d->conns;

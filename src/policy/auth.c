@@ -28,6 +28,9 @@
 #include "util/str.h"
 #include "util/xmalloc.h"
 
+_Static_assert(AUTH_HASH_PASS_MAX == CRYPT_MAX_PASSPHRASE_SIZE - 1,
+    "AUTH_HASH_PASS_MAX follows libxcrypt");
+
 #define ESC_MAX 120             /* octets of escaped input shown in an error message */
 
 /*
@@ -617,7 +620,8 @@ struct auth_db *auth_db_load(const char *path, char *err, size_t errsz)
         return NULL;
     }
 
-    qsort(u, n, sizeof *u, user_cmp);
+    if (n > 1)
+        qsort(u, n, sizeof *u, user_cmp);      /* u is NULL when n == 0 */
     /* Report the duplicate that comes first in the file. */
     size_t dup = n;
     for (size_t i = 1; i < n; i++) {
@@ -728,7 +732,7 @@ int auth_hash_password(const char *pass, char *out, size_t osz)
 
     if (osz > 0)
         out[0] = '\0';
-    if (plen == 0 || plen > AUTH_PASS_MAX) {
+    if (plen == 0 || plen > AUTH_HASH_PASS_MAX) {
         errno = EINVAL;
         return -1;
     }
@@ -1144,7 +1148,8 @@ struct auth_senders *auth_senders_load(const char *path, char *err, size_t errsz
         snd_ents_free(e, n);
         return NULL;
     }
-    qsort(e, n, sizeof *e, snd_cmp);
+    if (n > 1)
+        qsort(e, n, sizeof *e, snd_cmp);       /* e is NULL when n == 0 */
     dup = n;
     for (size_t i = 1; i < n; i++) {
         if (strcmp(e[i - 1].addr, e[i].addr) == 0 && (dup == n || e[i].line < e[dup].line))

@@ -26,7 +26,9 @@
 
 #define AUTH_USER_MAX 255           /* octets of an authentication identity (authcid) */
 #define AUTH_ZID_MAX 255            /* octets of an authorization identity (authzid) */
-#define AUTH_PASS_MAX 1024          /* octets of a password */
+#define AUTH_PASS_MAX 1024          /* octets of a password on the wire */
+/* Octets of a password libxcrypt can hash (CRYPT_MAX_PASSPHRASE_SIZE - 1); see auth_db_verify. */
+#define AUTH_HASH_PASS_MAX 511
 /* Decoded PLAIN message: authzid NUL authcid NUL passwd. */
 #define AUTH_PLAIN_MAX (AUTH_ZID_MAX + 1 + AUTH_USER_MAX + 1 + AUTH_PASS_MAX)
 /* Base64 text of the longest PLAIN message; longer input is AUTH_P_TOO_LONG undecoded. */
@@ -52,7 +54,7 @@
  * (RFC 4648 10: BASE64("") = ""); whether an empty line is acceptable is the caller's call.
  * The result is binary and not NUL-terminated. in need not be NUL-terminated.
  * Returns the decoded length, or -1 if the input is invalid or the result needs more than
- * osz octets (3 * n / 4 always suffices).
+ * osz octets (3 * n / 4 always suffices); after -1, out may hold part of the result.
  */
 ssize_t auth_b64_decode(const char *in, size_t n, unsigned char *out, size_t osz);
 
@@ -130,6 +132,8 @@ void auth_db_free(struct auth_db *db);
  * constant time, and for an unknown user crypt_r() runs on a dummy hash anyway (the hash of
  * the file's first entry, so the cost parameters match) and false is returned, so the time
  * taken does not tell whether the user exists. A NULL db, a NULL user or pass is false.
+ * A password longer than AUTH_HASH_PASS_MAX never matches (libxcrypt refuses it at once,
+ * for every user alike); bcrypt ("$2b$") only looks at the first 72 octets.
  */
 bool auth_db_verify(const struct auth_db *db, const char *user, const char *pass);
 
@@ -140,7 +144,7 @@ bool auth_db_has_user(const struct auth_db *db, const char *user);
 size_t auth_db_count(const struct auth_db *db);
 
 /*
- * Hash pass (1..AUTH_PASS_MAX octets) for `postel passwd`: a yescrypt setting from
+ * Hash pass (1..AUTH_HASH_PASS_MAX octets) for `postel passwd`: a yescrypt setting from
  * crypt_gensalt_rn("$y$", 0, ...) with 16 random bytes from getrandom(), or "$6$" when this
  * libcrypt has no yescrypt. Writes the hash as a C string to out (size osz; 128 suffices).
  * Returns 0, or -1 with errno: EINVAL (empty or overlong password, crypt failure), ENOSPC

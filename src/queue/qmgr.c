@@ -736,6 +736,17 @@ void qmgr_foreach(struct qmgr *q, void (*fn)(void *arg, const struct env_msg *m,
     pthread_mutex_unlock(&q->mu);
 }
 
+/* "example.org" matches itself; "@example.org" matches it and its subdomains (RFC 1985). */
+static bool domain_match(const char *d, const char *pat)
+{
+    if (pat[0] != '@')
+        return strcasecmp(d, pat) == 0;
+    pat++;
+    size_t dl = strlen(d), pl = strlen(pat);
+    return strcasecmp(d, pat) == 0 ||
+        (dl > pl && d[dl - pl - 1] == '.' && strcasecmp(d + dl - pl, pat) == 0);
+}
+
 size_t qmgr_flush(struct qmgr *q, const char *domain)
 {
     size_t n = 0;
@@ -746,7 +757,7 @@ size_t qmgr_flush(struct qmgr *q, const char *domain)
             if (r->state != ENV_R_PENDING)
                 continue;
             const char *at = strrchr(r->addr, '@');
-            if (domain == NULL || (at && strcasecmp(at + 1, domain) == 0)) {
+            if (domain == NULL || (at && domain_match(at + 1, domain))) {
                 r->next_try = 0;
                 hit = true;
             }

@@ -187,6 +187,8 @@ static void do_helo(struct smtp_server *s, const struct smtp_cmd *c, bool ehlo,
         reply(s, out, -250, NULL, "STARTTLS");
     if (s->auth_offer && (s->tls || s->auth_plaintext) && !s->auth_user[0])
         reply(s, out, -250, NULL, "AUTH PLAIN LOGIN");
+    if (s->etrn_ok)
+        reply(s, out, -250, NULL, "ETRN");
     reply(s, out, 250, NULL, "HELP");
 }
 
@@ -716,6 +718,8 @@ static void do_help(struct smtp_server *s, struct srv_out *out)
 
 /* ---- STARTTLS (RFC 3207) ---- */
 
+static void do_etrn(struct smtp_server *s, const struct smtp_cmd *c, struct srv_out *out);
+
 static void do_starttls(struct smtp_server *s, const struct smtp_cmd *c, struct srv_out *out)
 {
     if (!arg_empty(c->arg, c->arglen)) {
@@ -916,6 +920,49 @@ void srv_auth_done(struct smtp_server *s, bool ok, bool locked, struct srv_out *
     reply(s, out, 235, "2.7.0", "Authentication successful");
 }
 
+/* ---- ETRN (RFC 1985): start the queue for a domain; TURN stays refused ---- */
+
+static void do_etrn(struct smtp_server *s, const struct smtp_cmd *c, struct srv_out *out)
+{
+    if (!s->etrn_ok) {
+        error_reply(s, out, 502, "5.5.1", "Error: command not implemented");
+        return;
+    }
+    if (s->state == SRV_INIT) {
+        error_reply(s, out, 503, "5.5.1", "Error: send HELO/EHLO first");
+        return;
+    }
+    if (s->tx) {
+        error_reply(s, out, 503, "5.5.1", "Error: ETRN not allowed during a mail transaction");
+        return;
+    }
+    size_t n = c->arglen;
+    const char *a = c->arg;
+    if (n > 0 && a[0] == '#') {
+        /* queue names are not supported (RFC 1985 5.3) */
+        reply(s, out, 458, "4.5.0", "Unable to queue messages for node %.*s", (int)n, a);
+        return;
+    }
+    bool sub = n > 0 && a[0] == '@';
+    if (!smtp_domain_valid(a + sub, n - sub, false) || n - sub == 0 ||
+        n >= sizeof s->etrn_arg) {
+        error_reply(s, out, 501, "5.5.4", "Syntax: ETRN domain");
+        return;
+    }
+    str_ncopy(s->etrn_arg, sizeof s->etrn_arg, a, n);
+    out->act = SRV_ACT_ETRN;
+}
+
+void srv_etrn_done(struct smtp_server *s, size_t n, struct srv_out *out)
+{
+    s->errors = 0;
+    if (n == 0)
+        reply(s, out, 251, "2.0.0", "OK, no messages waiting for node %s", s->etrn_arg);
+    else
+        reply(s, out, 253, "2.0.0", "OK, %zu pending messages for node %s started", n,
+            s->etrn_arg);
+}
+
 /* ---- dispatch ---- */
 
 void srv_feed_line(struct smtp_server *s, const char *line, size_t len, struct srv_out *out)
@@ -1013,7 +1060,7 @@ void srv_feed_line(struct smtp_server *s, const char *line, size_t len, struct s
         do_auth(s, &c, out);
         break;
     case SMTP_VERB_ETRN:
-        error_reply(s, out, 502, "5.5.1", "Error: command not implemented");
+        do_etrn(s, &c, out);
         break;
     case SMTP_VERB_HTTP:
         reply(s, out, 421, "4.7.0", "%s Error: this is an SMTP server, not HTTP",

@@ -38,7 +38,8 @@ enum srv_act {
     SRV_ACT_ABORT,      /* the tx was rejected after content was spooled: discard the file */
     SRV_ACT_CLOSE,      /* flush the replies, then close the connection */
     SRV_ACT_STARTTLS,   /* flush the 220, discard unread input, handshake, srv_tls_done() */
-    SRV_ACT_AUTH        /* check srv_auth_user()/srv_auth_pass(), then srv_auth_done() */
+    SRV_ACT_AUTH,       /* check auth_try_user/auth_try_pass, then srv_auth_done() */
+    SRV_ACT_ETRN        /* start the queue for etrn_arg, then srv_etrn_done() */
 };
 
 /* What the driver should read next. */
@@ -101,6 +102,8 @@ struct smtp_server {
     char auth_try_user[256];    /* credentials to check (cleared after) */
     char auth_try_pass[1025];
     bool relay_by_net;          /* relay_ok came from relay_networks */
+    bool etrn_ok;               /* the client may use ETRN (RFC 1985) */
+    char etrn_arg[SMTP_DOMAIN_MAX + 2];  /* "example.org" or "@example.org" */
     char helo[SMTP_DOMAIN_MAX + 1];
     char client_addr[64];       /* numeric address of the peer */
     char local_user[96];        /* local submission: "name (uid N)"; "" for network peers */
@@ -147,6 +150,8 @@ void srv_tls_implicit(struct smtp_server *s, const char *info);
 /* The password check after SRV_ACT_AUTH: ok, or refused; locked: the client address is
  * locked out for failing too often (421 and close). Appends the reply. */
 void srv_auth_done(struct smtp_server *s, bool ok, bool locked, struct srv_out *out);
+/* The queue run that ETRN asked for started for n messages (RFC 1985 replies). */
+void srv_etrn_done(struct smtp_server *s, size_t n, struct srv_out *out);
 /* Timeout or shutdown: append the 421 reply and move to CLOSED. */
 void srv_timeout(struct smtp_server *s, struct srv_out *out);
 void srv_shutdown(struct smtp_server *s, struct srv_out *out);

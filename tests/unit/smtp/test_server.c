@@ -12,7 +12,9 @@
  *                            matches any reply with that prefix.
  *   S! act                   expected action after the last feed: close, abort, starttls,
  *                            auth
- *   @offer tls|auth|auth_plaintext|require_auth   session options (before the first C:)
+ *   @offer tls|auth|auth_plaintext|require_auth|etrn   session options (before the first C:)
+ *                            (ETRN: the runner reports 2 messages started, 0 for a domain
+ *                            whose name contains "empty")
  *   @tls_done                the TLS handshake finished (after S! starttls)
  *   @auth ok|fail|locked     result of the password check (after S! auth); the checked
  *                            credentials must then be "@user" and "@pass" lines' values
@@ -114,6 +116,11 @@ static void feed(struct run *r, const char *p, size_t n)
             srv_commit_done(&r->srv, r->commit_result, &out);
             r->commit_result = SRV_COMMIT_OK;
             r->last_act = SRV_ACT_COMMIT;
+        } else if (out.act == SRV_ACT_ETRN) {
+            /* the driver starts the queue: pretend two messages were waiting */
+            out.act = SRV_ACT_NONE;
+            srv_etrn_done(&r->srv, strstr(r->srv.etrn_arg, "empty") ? 0 : 2, &out);
+            r->last_act = SRV_ACT_ETRN;
         } else if (out.act == SRV_ACT_STARTTLS) {
             /* The driver drops whatever the client sent after STARTTLS. */
             r->last_act = out.act;
@@ -160,7 +167,7 @@ static void run_transcript(void **state)
     r->file = name;
     buf_init(&r->replies, 0);
     bool started = false, relay = false;
-    bool o_tls = false, o_auth = false, o_plain = false, o_req = false;
+    bool o_tls = false, o_auth = false, o_plain = false, o_req = false, o_etrn = false;
     struct conf *conf = NULL;
     char line[70000];
     next_qid = 0;
@@ -184,6 +191,7 @@ static void run_transcript(void **state)
             o_auth |= !strcmp(line + 7, "auth");
             o_plain |= !strcmp(line + 7, "auth_plaintext");
             o_req |= !strcmp(line + 7, "require_auth");
+            o_etrn |= !strcmp(line + 7, "etrn");
             continue;
         }
         if (!started) {
@@ -196,6 +204,7 @@ static void run_transcript(void **state)
             r->srv.auth_offer = o_auth;
             r->srv.auth_plaintext = o_plain;
             r->srv.require_auth = o_req;
+            r->srv.etrn_ok = o_etrn;
             struct srv_out out = { &r->replies, SRV_ACT_NONE };
             srv_greet(&r->srv, &out);
             started = true;

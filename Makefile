@@ -9,6 +9,14 @@
 CC       ?= cc
 PREFIX   ?= /usr/local
 DESTDIR  ?=
+SYSCONFDIR ?= /etc
+BINDIR   := $(PREFIX)/bin
+SBINDIR  := $(PREFIX)/sbin
+MANDIR   := $(PREFIX)/share/man
+# sendmail, mailq and newaliases go here; SENDMAIL_LINKS=yes also puts them in the
+# places other MTAs use ($(SBINDIR)/sendmail, $(BINDIR)/mailq, $(BINDIR)/newaliases).
+COMPATDIR := $(PREFIX)/lib/postel/bin
+SENDMAIL_LINKS ?= no
 FUZZ_SECONDS ?= 60
 
 PKGS     := libevent libevent_pthreads libevent_openssl libcares openssl
@@ -94,6 +102,30 @@ fuzz-ci: deps fuzz-build
 
 bench: deps all
 	@sh bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(COMPATDIR) \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(PREFIX)/share/doc/postel $(DESTDIR)$(PREFIX)/lib/systemd/system \
+	    $(DESTDIR)$(SYSCONFDIR)/postel
+	install -m 755 $(BUILD)/posteld $(DESTDIR)$(SBINDIR)/posteld
+	install -m 755 $(BUILD)/postel $(DESTDIR)$(BINDIR)/postel
+	for n in sendmail mailq newaliases; do \
+	    ln -sf $(BINDIR)/postel $(DESTDIR)$(COMPATDIR)/$$n; done
+	if [ "$(SENDMAIL_LINKS)" = yes ]; then \
+	    ln -sf $(BINDIR)/postel $(DESTDIR)$(SBINDIR)/sendmail; \
+	    ln -sf $(BINDIR)/postel $(DESTDIR)$(BINDIR)/mailq; \
+	    ln -sf $(BINDIR)/postel $(DESTDIR)$(BINDIR)/newaliases; fi
+	for m in docs/*.1; do [ -f "$$m" ] && install -m 644 $$m $(DESTDIR)$(MANDIR)/man1/; done; true
+	for m in docs/*.5; do install -m 644 $$m $(DESTDIR)$(MANDIR)/man5/; done
+	for m in docs/*.8; do install -m 644 $$m $(DESTDIR)$(MANDIR)/man8/; done
+	install -m 644 etc/postel.conf.example README.md CHANGES.md \
+	    $(DESTDIR)$(PREFIX)/share/doc/postel/
+	[ -e $(DESTDIR)$(SYSCONFDIR)/postel/postel.conf ] || \
+	    install -m 644 etc/postel.conf.example $(DESTDIR)$(SYSCONFDIR)/postel/postel.conf
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
+	    -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' etc/postel.service.in \
+	    > $(DESTDIR)$(PREFIX)/lib/systemd/system/postel.service
 
 check-config: all
 	./$(BUILD)/posteld -n

@@ -87,10 +87,11 @@ static void on_pickup_timer(evutil_socket_t fd, short what, void *arg)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: posteld [-f config] [-n] [-d] [-v]\n"
+    fprintf(stderr, "usage: posteld [-f config] [-n] [-d] [-s] [-v]\n"
         "  -f FILE  configuration file (default: the built-in configuration)\n"
         "  -n       check the configuration, print the effective settings, exit\n"
-        "  -d       stay in the foreground, log to stderr (the default today)\n"
+        "  -d       log to stderr (the default)\n"
+        "  -s       log to syslog (facility mail), as a service does\n"
         "  -v       debug logging\n");
     exit(64);
 }
@@ -213,13 +214,14 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 int main(int argc, char **argv)
 {
     const char *file = NULL;
-    bool check = false, debug = false;
+    bool check = false, debug = false, use_syslog = false;
     int ch;
-    while ((ch = getopt(argc, argv, "f:ndv")) != -1) {
+    while ((ch = getopt(argc, argv, "f:ndsv")) != -1) {
         switch (ch) {
         case 'f': file = optarg; break;
         case 'n': check = true; break;
-        case 'd': break;
+        case 'd': use_syslog = false; break;
+        case 's': use_syslog = true; break;
         case 'v': debug = true; break;
         default: usage();
         }
@@ -239,7 +241,7 @@ int main(int argc, char **argv)
         conf_free(conf);
         return 0;
     }
-    log_init("posteld", false, debug || conf->log_debug ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+    log_init("posteld", use_syslog, debug || conf->log_debug ? LOG_LVL_DEBUG : LOG_LVL_INFO);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(conf);
 

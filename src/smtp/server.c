@@ -279,6 +279,22 @@ static bool rcpt_is_local(const struct smtp_server *s, const struct smtp_path *p
     return true;
 }
 
+/* An alias whose members are all off-host: the first of them (for a 251 reply). Only the
+ * direct members are looked at: no :include: file is read on the loop. */
+static const char *forward_target(const struct smtp_server *s, const struct smtp_path *p)
+{
+    const char *const *m = aliases_members(s->conf->aliases, p->postmaster ? "postmaster" :
+        p->local);
+    if (m == NULL || m[0] == NULL)
+        return NULL;
+    for (size_t i = 0; m[i]; i++) {
+        const char *at = strrchr(m[i], '@');
+        if (at == NULL || m[i][0] == ':' || conf_is_local_domain(s->conf, at + 1))
+            return NULL;
+    }
+    return m[0];
+}
+
 static void do_rcpt(struct smtp_server *s, const struct smtp_cmd *c, struct srv_out *out)
 {
     if (s->state == SRV_INIT) {
@@ -341,6 +357,14 @@ static void do_rcpt(struct smtp_server *s, const struct smtp_cmd *c, struct srv_
     }
     srv_set_state(s, SRV_RCPT);
     s->errors = 0;
+    const char *fwd = local && s->conf->rcpt_251 ? forward_target(s, &a.path) : NULL;
+    if (fwd) {
+        /* RFC 821's "251 User not local; will forward" for those who want it */
+        char q[SMTP_PATH_MAX * 2];
+        reply(s, out, 251, "2.1.5", "User not local; will forward to <%s>",
+            str_escape(q, sizeof q, fwd, strlen(fwd)));
+        return;
+    }
     reply(s, out, 250, "2.1.5", "Ok");
 }
 

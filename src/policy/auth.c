@@ -951,6 +951,8 @@ enum auth_gate auth_throttle_check(struct auth_throttle *t, const char *addr, ti
     }
     if (e->locked)
         return AUTH_GATE_LOCKED;
+    if (e->failures == 0)
+        return AUTH_GATE_OPEN;                  /* not reached: entries start at one */
     f = e->failures > 4 ? 4 : e->failures;
     if (delay_ms != NULL)
         *delay_ms = 1000u << (f - 1);           /* 1 s, 2 s, 4 s, 8 s */

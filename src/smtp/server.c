@@ -833,30 +833,20 @@ static void auth_response(struct smtp_server *s, const char *line, size_t len,
         auth_plain(s, line, len, out);
         return;
     }
-    unsigned char dec[1100];
-    ssize_t dl = auth_b64_decode(line, len, dec, sizeof dec - 1);
-    if (dl < 0 || memchr(dec, '\0', (size_t)dl)) {
+    bool user_step = s->auth_step == AUTH_STEP_LOGIN_USER;
+    enum auth_perr e = user_step ?
+        auth_login_decode(line, len, AUTH_USER_MAX, s->auth_try_user, sizeof s->auth_try_user) :
+        auth_login_decode(line, len, AUTH_PASS_MAX, s->auth_try_pass, sizeof s->auth_try_pass);
+    if (e != AUTH_P_OK) {
         auth_clear(s);
         error_reply(s, out, 501, "5.5.2", "Cannot decode response");
         return;
     }
-    dec[dl] = '\0';
-    if (s->auth_step == AUTH_STEP_LOGIN_USER) {
-        if (dl == 0 || str_copy(s->auth_try_user, sizeof s->auth_try_user, (char *)dec) == -1) {
-            auth_clear(s);
-            error_reply(s, out, 501, "5.5.2", "Cannot decode response");
-            return;
-        }
+    if (user_step) {
         s->auth_step = AUTH_STEP_LOGIN_PASS;
-        reply(s, out, 334, NULL, "UGFzc3dvcmQ6");      /* "Password:" */
+        reply(s, out, 334, NULL, "%s", AUTH_LOGIN_CHALLENGE_PASS);
         return;
     }
-    if (str_copy(s->auth_try_pass, sizeof s->auth_try_pass, (char *)dec) == -1 || dl == 0) {
-        auth_clear(s);
-        error_reply(s, out, 501, "5.5.2", "Cannot decode response");
-        return;
-    }
-    explicit_bzero(dec, sizeof dec);
     s->auth_step = AUTH_STEP_NONE;
     s->auth_busy = true;
     out->act = SRV_ACT_AUTH;
@@ -908,7 +898,7 @@ static void do_auth(struct smtp_server *s, const struct smtp_cmd *c, struct srv_
             return;
         }
         s->auth_step = AUTH_STEP_LOGIN_USER;
-        reply(s, out, 334, NULL, "VXNlcm5hbWU6");       /* "Username:" */
+        reply(s, out, 334, NULL, "%s", AUTH_LOGIN_CHALLENGE_USER);
         return;
     }
     if (i == 0) {

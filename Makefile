@@ -43,7 +43,7 @@ UNIT_SRCS := $(wildcard tests/unit/*/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:%.c=$(BUILD)/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all deps run test unit integration fuzz fuzz-ci bench clean install check-config
+.PHONY: all deps run test unit integration fuzz fuzz-ci bench clean install check-config valgrind
 
 all: $(BUILD)/posteld $(BUILD)/postel
 
@@ -80,6 +80,12 @@ unit: $(UNIT_BINS)
 
 integration: all
 	POSTEL_BUILD=$(BUILD) /usr/bin/python3 -m pytest -q tests/integration $(PYTEST_ARGS)
+
+# The integration suite's core once under valgrind (no invalid accesses, no definite leaks).
+VALGRIND_TESTS ?= tests/integration/test_basic.py tests/integration/test_extensions.py \
+                  tests/integration/test_aliases.py
+valgrind: all
+	POSTEL_BUILD=$(BUILD) POSTEL_VALGRIND=1 /usr/bin/python3 -m pytest -q $(VALGRIND_TESTS)
 
 test: deps
 	@$(MAKE) --no-print-directory all

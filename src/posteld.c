@@ -122,14 +122,15 @@ static void on_stop_check(evutil_socket_t fd, short what, void *arg)
         event_base_loopbreak(dm->base);
 }
 
-static SSL_CTX *make_server_tls(const struct conf *c, char *err, size_t errsz)
+static SSL_CTX *make_server_tls(const struct conf *c, bool at_start, char *err, size_t errsz)
 {
     if (!c->tls && c->smtps.n == 0)
         return NULL;
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/tls", c->spool_dir);
     SSL_CTX *ctx = tls_server_ctx(c->tls_cert, c->tls_key, dir, c->hostname, err, errsz);
-    if (ctx == NULL) {
+    if (ctx == NULL && at_start) {
+        /* At start a configured certificate must load; on SIGHUP the old one stays. */
         if (c->tls_cert)
             log_fatalx("tls: %s", err);
         log_warnx("tls: %s; STARTTLS is not offered", err);
@@ -143,8 +144,8 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     (void)sig;
     (void)what;
     struct daemon *dm = arg;
-    char err[1024];
-    SSL_CTX *ctx = make_server_tls(dm->conf, err, sizeof err);
+    char err[1024] = "TLS is off";     /* make_server_tls() returns NULL without a word */
+    SSL_CTX *ctx = make_server_tls(dm->conf, false, err, sizeof err);
     if (ctx == NULL) {
         log_warnx("SIGHUP: certificate not reloaded: %s", err);
         return;
@@ -267,7 +268,7 @@ int main(int argc, char **argv)
         log_warnx("outbound TLS unavailable: %s", err);
     struct remote *rm = remote_new(dm.base, dns, conf, client_tls);
     dm.qmgr = qmgr_new(dm.base, deliver_wq, sp, conf, rm);
-    SSL_CTX *server_tls = make_server_tls(conf, err, sizeof err);
+    SSL_CTX *server_tls = make_server_tls(conf, true, err, sizeof err);
     struct auth_db *authdb = NULL;
     struct auth_senders *senders = NULL;
     if (conf->auth_passwd_file &&

@@ -162,10 +162,10 @@ int ctlcmd_list(struct ctlcmd *cc, bool json)
     struct buf out;
     buf_init(&out, 0);
     if (json) {
-        buf_puts(&out, "[");
+        (void)buf_puts(&out, "[");
         for (size_t i = 0; i < l.n; i++)
-            buf_printf(&out, "%s\n%s", i ? "," : "", l.v[i]);
-        buf_puts(&out, l.n ? "\n]\n" : "]\n");
+            (void)buf_printf(&out, "%s\n%s", i ? "," : "", l.v[i]);
+        (void)buf_puts(&out, l.n ? "\n]\n" : "]\n");
     } else {
         struct json **msgs = xcalloc(l.n + 1, sizeof *msgs);
         for (size_t i = 0; i < l.n && st == EX_OK; i++) {
@@ -177,7 +177,7 @@ int ctlcmd_list(struct ctlcmd *cc, bool json)
             }
         }
         if (st == EX_OK)
-            mailq_format((const struct json *const *)msgs, l.n, &out);
+            (void)mailq_format((const struct json *const *)msgs, l.n, &out);
         for (size_t i = 0; i < l.n; i++)
             json_free(msgs[i]);
         free(msgs);
@@ -203,14 +203,14 @@ static void put_header(struct buf *out, const char *s)
         if (s[0] == '\\' && s[1] == 'x' && hexval(s[2]) >= 0 && hexval(s[3]) >= 0) {
             unsigned char c = (unsigned char)(hexval(s[2]) << 4 | hexval(s[3]));
             if (c == '\t' || (c >= 32 && c != 127)) {
-                buf_append(out, &c, 1);
+                (void)buf_append(out, &c, 1);
                 s += 3;
                 continue;
             }
         }
-        buf_append(out, s, 1);
+        (void)buf_append(out, s, 1);
     }
-    buf_puts(out, "\n");
+    (void)buf_puts(out, "\n");
 }
 
 int ctlcmd_show(struct ctlcmd *cc, const char *id, bool json)
@@ -233,7 +233,7 @@ int ctlcmd_show(struct ctlcmd *cc, const char *id, bool json)
         const char *s = l.v[i];
         if (s[0] == '{') {
             if (json) {
-                buf_printf(&out, "%s\n", s);
+                (void)buf_printf(&out, "%s\n", s);
                 continue;
             }
             char err[200];
@@ -243,8 +243,8 @@ int ctlcmd_show(struct ctlcmd *cc, const char *id, bool json)
                 st = EX_PROTOCOL;
                 break;
             }
-            mailq_title(&out);
-            mailq_entry(m, &out);
+            (void)mailq_title(&out);
+            (void)mailq_entry(m, &out);
             json_free(m);
         } else if (s[0] == 'H' && s[1] == ' ' && !json) {
             put_header(&out, s + 2);
@@ -376,7 +376,7 @@ int ctlcmd_verify(struct ctlcmd *cc, char *const *addrs, size_t n)
             st = ctlcmd_fail(cc, "VERIFY", rc, final, e);
             return st;
         }
-        fflush(stdout);
+        (void)fflush(stdout);
         if (st != EX_OK && (worst == EX_OK || st == EX_TEMPFAIL))
             worst = st;
     }
@@ -399,10 +399,10 @@ static int trace_line(void *arg, const char *line, size_t len)
     const char *kind, *text;
     buf_reset(&t->out);
     if (traceview_split(copy, &kind, &text) == 0)
-        traceview_feed(&t->view, kind, text, &t->out);
+        (void)traceview_feed(&t->view, kind, text, &t->out);
     else
-        buf_printf(&t->out, "%s\n", line);
-    print_buf(&t->out);
+        (void)buf_printf(&t->out, "%s\n", line);
+    (void)print_buf(&t->out);
     return 0;
 }
 
@@ -419,8 +419,8 @@ int ctlcmd_trace(struct ctlcmd *cc, const char *id, const char *const *rcpts,
         sizeof final);
     int e = errno;
     buf_reset(&t.out);
-    traceview_end(&t.view, &t.out);
-    print_buf(&t.out);
+    (void)traceview_end(&t.view, &t.out);
+    (void)print_buf(&t.out);
     buf_free(&t.out);
     if (rc == 0)
         return EX_OK;

@@ -140,7 +140,7 @@ static int cmd_log(int argc, char **argv)
             return EX_UNAVAILABLE;
         }
     }
-    fflush(stdout);
+    (void)fflush(stdout);
     if (hits == 0) {
         fprintf(stderr, "postel: no log lines for %s\n", id);
         return 1;

@@ -59,7 +59,7 @@ static char *qualify(const char *a, const char *domain)
         return xstrdup(a);
     struct buf b;
     buf_init(&b, 0);
-    buf_printf(&b, "%s@%s", a, domain);
+    (void)buf_printf(&b, "%s@%s", a, domain);
     char *s = xstrdup(buf_cstr(&b));
     buf_free(&b);
     return s;
@@ -246,7 +246,7 @@ static int prepare(struct ctlcmd *cc, const struct sendopts *o, struct delivery 
     }
     struct buf from;
     buf_init(&from, 0);
-    msgtext_format_from(name, d->sender, &from);
+    (void)msgtext_format_from(name, d->sender, &from);
     char date[64], msgid[600];
     make_date(date, sizeof date);
     make_msgid(c->hostname, msgid, sizeof msgid);
@@ -257,7 +257,7 @@ static int prepare(struct ctlcmd *cc, const struct sendopts *o, struct delivery 
         .msgid = msgid,
     };
     buf_init(&d->text, 0);
-    msgtext_rewrite(m, d->raw.len, &fx, &d->text);
+    (void)msgtext_rewrite(m, d->raw.len, &fx, &d->text);
     buf_free(&from);
     d->remote = xcalloc(d->rcpts.n + 1, sizeof *d->remote);
     for (size_t i = 0; i < d->rcpts.n; i++)
@@ -326,7 +326,7 @@ static int deliver(struct ctlcmd *cc, const struct sendopts *o)
     if (o->verbose) {
         printf("%s: submitted to posteld over %s: queued as %s\n", cc->prog, cc->socket,
             res.id[0] ? res.id : "(no id)");
-        fflush(stdout);
+        (void)fflush(stdout);
         if (res.id[0]) {
             int t = ctlcmd_trace(cc, res.id, (const char *const *)d.rcpts.addrs, d.remote,
                 d.rcpts.n);
@@ -345,7 +345,7 @@ static int smtp_proxy(struct ctlcmd *cc)
         int e = errno;
         ctl_close(&c);
         printf("421 4.3.0 %s mail system unavailable\r\n", cc->conf->hostname);
-        fflush(stdout);
+        (void)fflush(stdout);
         fprintf(stderr, "%s: cannot connect to posteld at %s: %s\n", cc->prog, cc->socket,
             strerror(e));
         return EX_UNAVAILABLE;

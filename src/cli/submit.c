@@ -128,20 +128,20 @@ static bool is_ascii(const char *s)
 static void notify_text(unsigned bits, struct buf *b)
 {
     if (bits & SMTP_NOTIFY_NEVER) {
-        buf_puts(b, " NOTIFY=NEVER");
+        (void)buf_puts(b, " NOTIFY=NEVER");
         return;
     }
     const char *sep = " NOTIFY=";
     if (bits & SMTP_NOTIFY_SUCCESS) {
-        buf_printf(b, "%sSUCCESS", sep);
+        (void)buf_printf(b, "%sSUCCESS", sep);
         sep = ",";
     }
     if (bits & SMTP_NOTIFY_FAILURE) {
-        buf_printf(b, "%sFAILURE", sep);
+        (void)buf_printf(b, "%sFAILURE", sep);
         sep = ",";
     }
     if (bits & SMTP_NOTIFY_DELAY)
-        buf_printf(b, "%sDELAY", sep);
+        (void)buf_printf(b, "%sDELAY", sep);
 }
 
 /* The CRLF size of an LF text: each LF becomes two octets. */
@@ -192,7 +192,7 @@ int submit_smtp(const char *path, const struct submit_msg *m, FILE *err,
         res->status = rp.code / 100 == 4 ? EX_TEMPFAIL : EX_UNAVAILABLE;
         goto out;
     }
-    buf_printf(&cmd, "EHLO %s", m->helo);
+    (void)buf_printf(&cmd, "EHLO %s", m->helo);
     if (command(&c, buf_cstr(&cmd), SUBMIT_TIMEOUT, &rp, res->why, sizeof res->why) == -1)
         goto fail_io;
     if (rp.code != 250) {
@@ -204,18 +204,18 @@ int submit_smtp(const char *path, const struct submit_msg *m, FILE *err,
     for (size_t i = 0; i < m->nrcpt; i++)
         utf8 = utf8 || !is_ascii(m->rcpts[i]);
     buf_reset(&cmd);
-    buf_printf(&cmd, "MAIL FROM:<%s> SIZE=%llu", m->sender, crlf_size(m->text, m->len));
+    (void)buf_printf(&cmd, "MAIL FROM:<%s> SIZE=%llu", m->sender, crlf_size(m->text, m->len));
     if (m->body == SMTP_BODY_8BITMIME)
-        buf_puts(&cmd, " BODY=8BITMIME");
+        (void)buf_puts(&cmd, " BODY=8BITMIME");
     else if (m->body == SMTP_BODY_7BIT)
-        buf_puts(&cmd, " BODY=7BIT");
+        (void)buf_puts(&cmd, " BODY=7BIT");
     if (utf8)
-        buf_puts(&cmd, " SMTPUTF8");
+        (void)buf_puts(&cmd, " SMTPUTF8");
     if (m->ret == SMTP_RET_FULL || m->ret == SMTP_RET_HDRS)
-        buf_puts(&cmd, m->ret == SMTP_RET_FULL ? " RET=FULL" : " RET=HDRS");
+        (void)buf_puts(&cmd, m->ret == SMTP_RET_FULL ? " RET=FULL" : " RET=HDRS");
     if (m->envid) {
-        buf_puts(&cmd, " ENVID=");
-        smtp_xtext_encode(m->envid, strlen(m->envid), &cmd);
+        (void)buf_puts(&cmd, " ENVID=");
+        (void)smtp_xtext_encode(m->envid, strlen(m->envid), &cmd);
     }
     if (command(&c, buf_cstr(&cmd), SUBMIT_TIMEOUT, &rp, res->why, sizeof res->why) == -1)
         goto fail_io;
@@ -227,7 +227,7 @@ int submit_smtp(const char *path, const struct submit_msg *m, FILE *err,
     int refused = EX_OK;
     for (size_t i = 0; i < m->nrcpt; i++) {
         buf_reset(&cmd);
-        buf_printf(&cmd, "RCPT TO:<%s>", m->rcpts[i]);
+        (void)buf_printf(&cmd, "RCPT TO:<%s>", m->rcpts[i]);
         if (m->notify)
             notify_text(m->notify, &cmd);
         if (command(&c, buf_cstr(&cmd), SUBMIT_TIMEOUT, &rp, res->why, sizeof res->why) == -1)
@@ -364,9 +364,16 @@ int submit_maildrop(const struct conf *c, const struct submit_msg *m,
     int fd = -1;
     for (int tries = 0; fd == -1 && tries < 5; tries++) {
         snprintf(tmp, sizeof tmp, "%s/.tmp.%ld.%08x", dir, (long)getpid(), rand32());
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (fd == -1 && errno != EEXIST)
             break;
+    }
+    /* The daemon may run as its own user: it must be able to read the file. The drop
+     * directory (mode 1733) cannot be listed, so other users cannot find it. */
+    if (fd != -1 && fchmod(fd, 0644) == -1) {
+        close(fd);
+        unlink(tmp);
+        fd = -1;
     }
     if (fd == -1) {
         int e = errno;

@@ -63,9 +63,11 @@ struct session {
     struct cli_msg sub;
     bool conn_failed;           /* the current connection failed (try the next address) */
     bool tls_handshake;         /* a STARTTLS handshake is running */
+    bool *alive;                /* cleared when the session is freed (a caller is looking) */
     enum cli_tls policy;        /* for this destination */
     bool closing;
     bool started;
+    unsigned long long octets, octets7;    /* SIZE= on the wire: as is, and in 7-bit form */
     struct session *prev, *next;
 };
 
@@ -166,6 +168,20 @@ static void fail_open(struct session *s, enum cli_rkind kind, const char *status
     s->nopen = 0;
 }
 
+/* The octets write_body() sends for n octets of spool text: every LF goes as CRLF, and a
+ * last line without one gets one; the SIZE= value of RFC 1870 4 (dot-stuffing excluded). */
+static unsigned long long wire_size(const char *p, size_t n)
+{
+    unsigned long long sz = n;
+    const char *e = p + n;
+    for (const char *q = p; q < e; q++)
+        if (*q == '\n')
+            sz++;
+    if (n > 0 && e[-1] != '\n')
+        sz += 2;
+    return sz;
+}
+
 /* Build the cli_msg of the recipients still open. */
 static void build_sub(struct session *s)
 {
@@ -187,8 +203,9 @@ static void build_sub(struct session *s)
     s->sub.notify = s->sub_notify;
     s->sub.orcpt = s->sub_orcpt;
     s->sub.nrcpt = s->nopen;
+    s->sub.size = s->octets;
     if (r->conv_state == 1)
-        s->sub.size7bit = r->conv.len;
+        s->sub.size7bit = s->octets7;
 }
 
 static void req_begin(struct session *s, struct remote_req *r)
@@ -212,6 +229,8 @@ static void req_begin(struct session *s, struct remote_req *r)
             sizeof r->conv_err);
         r->conv_state = mr == MIME_OK ? 1 : mr == MIME_UNCHANGED ? 2 : -1;
     }
+    s->octets = wire_size(r->content, r->len);
+    s->octets7 = r->conv_state == 1 ? wire_size(r->conv.p, r->conv.len) : 0;
     build_sub(s);
 }
 
@@ -236,6 +255,8 @@ static void req_finish(struct session *s)
 static void session_free(struct session *s)
 {
     struct remote *rm = s->rm;
+    if (s->alive)
+        *s->alive = false;
     if (s->bev)
         bufferevent_free(s->bev);
     cli_free(&s->cli);
@@ -441,16 +462,34 @@ static void on_read(struct bufferevent *bev, void *arg)
         if (!done)
             continue;
         if (s->req && s->req->trace) {
-            char line[600];
-            reply_format(&r, line, sizeof line);
-            trace(s->req, "<<<", "%s", line);
+            /* each line as the server sent it: "250-..." then "250 ..." */
+            const char *p = r.text.p ? r.text.p : "", *e = p + r.text.len;
+            for (size_t i = 0; i < r.nlines || i == 0; i++) {
+                const char *nl = memchr(p, '\n', (size_t)(e - p));
+                size_t l = nl ? (size_t)(nl - p) : (size_t)(e - p);
+                char esc[700];
+                str_escape(esc, sizeof esc, p, l < 500 ? l : 500);
+                bool last = nl == NULL || i + 1 >= r.nlines;
+                trace(s->req, "<<<", "%d%c%s%s%s", r.code, last ? ' ' : '-', r.enh,
+                    r.enh[0] ? " " : "", esc);
+                if (last)
+                    break;
+                p = nl + 1;
+            }
         }
         cli_reply(&s->cli, &r, &co);
         reply_free(&r);
         struct bufferevent *before = s->bev;
+        /* Handling a reply may end the session (and free it) or replace its bufferevent
+         * (TLS, or a connection to the next host): then this callback's work is over. */
+        bool alive = true;
+        s->alive = &alive;
         session_handle(s, &co);
+        if (!alive)
+            return;
+        s->alive = NULL;
         if (s->bev != before || s->tls_handshake)
-            return;     /* a new (TLS) bufferevent reads from here on */
+            return;
     }
 }
 

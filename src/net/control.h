@@ -9,28 +9,37 @@
  * Protocol: the client sends one request line (at most 4096 octets, LF-terminated). The
  * daemon answers with zero or more data lines and one final line, "OK[ text]" or
  * "ERR text". Requests:
- *   SMTP                  the rest of the connection is an SMTP session (greeting first),
+ *   SMTP [TRACE]          the rest of the connection is an SMTP session (greeting first),
  *                         as a trusted local client that may relay; the user's name and
- *                         uid go into the Received header and the envelope.
+ *                         uid go into the Received header and the envelope. With TRACE,
+ *                         each queued message waits (at most 10 s) for a TRACE request
+ *                         before its delivery starts (sendmail -v).
  *   TRACE ID              deliver message ID now; while it runs, data lines
  *                         "T <kind> <text>" show the dialogue (kind: connect, >>>, <<<,
  *                         info, local); then "OK" when the round is over.
  *   LIST                  the queue: one data line per message as JSON (one object a line):
  *                         {"id":..,"size":..,"arrival":..,"sender":..,"held":bool,
+ *                          "active":bool (a delivery round is running), "user":.. (local
+ *                          submitter, when known),
  *                          "recipients":[{"address":..,"state":"pending|delivered|failed",
- *                          "attempts":..,"next_try":..,"status":..,"reason":..}]}
+ *                          "attempts":..,"next_try":..,"status":..,"host":..,
+ *                          "reason":..}]}
  *   SHOW ID               the envelope as JSON (one line), then the message headers as
  *                         data lines "H <header line>".
  *   FLUSH [DOMAIN]        retry deferred recipients now (of one domain). OK <n messages>
  *   HOLD ID | RELEASE ID  keep a message from delivery / let it go again
  *   DELETE ID             remove a message without notice
  *   BOUNCE ID             fail every pending recipient, with a report to the sender
- *   STATUS                data lines "key value": uptime, sessions, queue, held, busy,
- *                         delivered, received, version
+ *   STATUS                data lines "key value": version, uptime (seconds), sessions,
+ *                         queue (messages), active (delivery rounds running),
+ *                         outbound_connections
  *   RELOAD                re-read the configuration and aliases
  *   VERIFY ADDRESS        how ADDRESS would be delivered, as data lines:
- *                         "local MAILBOX", "alias NAME -> TARGETS", "remote DOMAIN",
- *                         "mx PREF HOST", "address HOST IP", or "error TEXT"
+ *                         "alias NAME -> TARGETS", "local MAILBOX", "forward ADDRESS",
+ *                         "remote DOMAIN [via relayhost HOST]", "address HOST IP" (in the
+ *                         order they would be tried), or "error [CODE] TEXT"; the final line
+ *                         is "OK", "ERR undeliverable" or "ERR try again later".
+ * DELETE of a message in the middle of a delivery round takes effect when the round ends.
  * HOLD, RELEASE, DELETE, BOUNCE, FLUSH and RELOAD need root or the admin group
  * (`admin_group`, default "mail"); the others are open to every local user.
  */

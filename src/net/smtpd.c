@@ -493,6 +493,8 @@ static void tls_established(struct conn *c)
     if (c->kind == LK_SMTPS) {
         srv_tls_implicit(&c->srv, info);
         greet(c);
+        if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+            conn_process(c);    /* read with the end of the handshake (see on_read) */
         return;
     }
     srv_tls_done(&c->srv, info);
@@ -684,6 +686,11 @@ static void on_read(struct bufferevent *bev, void *arg)
 {
     (void)bev;
     struct conn *c = arg;
+    if (c->tls_handshake) {
+        /* Commands that came in the same read as the end of the handshake wait for
+         * tls_established(): the session must be reset (and TLS noted) before them. */
+        return;
+    }
     if (!c->greeted) {
         /* Talked before the greeting: not a real SMTP client (RFC 5321 4.3.1). */
         struct srv_out out = { &c->d->replies, SRV_ACT_NONE };

@@ -16,6 +16,20 @@
 #include "util/log.h"
 #include "util/xmalloc.h"
 
+/* Is a (an address, or the address of an "addr-type;address" ORCPT) postmaster? */
+static bool is_postmaster(const char *a, bool orcpt)
+{
+    if (a == NULL)
+        return false;
+    if (orcpt) {
+        const char *semi = strchr(a, ';');
+        if (semi == NULL)
+            return false;
+        a = semi + 1;
+    }
+    return strcasecmp(a, "postmaster") == 0 || strncasecmp(a, "postmaster@", 11) == 0;
+}
+
 int notify_queue(const struct conf *c, struct spool *sp, const struct env_msg *m,
     const char *content, size_t len, const int *act, time_t now, struct env_msg *out)
 {
@@ -24,11 +38,13 @@ int notify_queue(const struct conf *c, struct spool *sp, const struct env_msg *m
     if (to[0] == '\0') {
         /* A report never causes a report: a failed message with a null sender goes to
          * postmaster once; if that one fails too (it is to postmaster with a null sender),
-         * or the administrator said so, it is only logged. */
+         * or the administrator said so, it is only logged. A postmaster alias that
+         * forwards off-host keeps "rfc822;postmaster" as the copy's ORCPT: without that
+         * check a failing forward would report to postmaster again, without end. */
         bool to_pm = true;
         for (size_t i = 0; i < m->nrcpt; i++)
-            if (act[i] != NOTIFY_NONE && strcasecmp(m->rcpts[i].addr, "postmaster") != 0 &&
-                strncasecmp(m->rcpts[i].addr, "postmaster@", 11) != 0)
+            if (act[i] != NOTIFY_NONE && !is_postmaster(m->rcpts[i].addr, false) &&
+                !is_postmaster(m->rcpts[i].orcpt, true))
                 to_pm = false;
         if (to_pm || c->double_bounce != CONF_LOOKUP_ON) {
             log_info("%s undeliverable report dropped (null sender)", m->id);

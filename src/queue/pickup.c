@@ -158,7 +158,7 @@ size_t pickup_scan(const struct conf *c, struct spool *sp, struct env_msg **out)
         struct env_msg m;
         int r = pick_one(c, sp, path, &m);
         if (r == 0) {
-            log_info("%s received from=<%s> size=%llu nrcpt=%zu user=%s (maildrop)", m.id,
+            log_info("%s received from=<%s> size=%llu nrcpt=%zu user=%s", m.id,
                 m.sender, m.size, m.nrcpt, m.user);
             *out = xreallocarray(*out, n + 1, sizeof **out);
             (*out)[n++] = m;

@@ -508,12 +508,16 @@ static void finish_done(struct tpool_job *j)
         return;
     }
     time_t now = time(NULL), next = 0;
+    bool pending = false;
     for (size_t i = 0; i < m->env.nrcpt; i++) {
         const struct env_rcpt *r = &m->env.rcpts[i];
-        if (r->state == ENV_R_PENDING && (next == 0 || r->next_try < next))
+        if (r->state == ENV_R_PENDING && (!pending || r->next_try < next)) {
             next = r->next_try;
+            pending = true;
+        }
     }
-    if (next == 0) {
+    if (!pending) {
+        /* cannot happen: finish_job removed the file when nothing was pending */
         qmsg_free(m);
         return;
     }

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <termios.h>
 #include <sys/wait.h>
 #include <sysexits.h>
 #include <unistd.h>
@@ -21,6 +23,7 @@
 #include "cli/ctlcmd.h"
 #include "cli/sendmail.h"
 #include "conf/conf.h"
+#include "policy/auth.h"
 
 #define POSTEL_VERSION "0.1"
 
@@ -37,6 +40,7 @@ static void usage(FILE *f)
         "  verify ADDRESS...          how each address would be delivered\n"
         "  check-config [-f FILE]     print the effective configuration\n"
         "  log [-l FILE] ID           every log line of a queue id\n"
+        "  passwd USER [FILE]         a user:hash line for auth_passwd_file (FILE: update it)\n"
         "  sendmail ARGS | mailq ARGS | newaliases ARGS\n"
         "  help, --help; version, -V, --version\n"
         "The configuration is -C FILE, else $POSTEL_CONF, else " CTLCMD_SYSTEM_CONF
@@ -189,6 +193,109 @@ static const char *base_name(const char *p)
     return s ? s + 1 : p;
 }
 
+/* Read a line from stdin without its end; without echo when it is a terminal. */
+static int read_secret(const char *prompt, char *out, size_t osz)
+{
+    bool tty = isatty(STDIN_FILENO);
+    struct termios old, quiet;
+    if (tty) {
+        fprintf(stderr, "%s", prompt);
+        if (tcgetattr(STDIN_FILENO, &old) == 0) {
+            quiet = old;
+            quiet.c_lflag &= ~(tcflag_t)ECHO;
+            tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+        } else {
+            tty = false;
+        }
+    }
+    char *r = fgets(out, (int)osz, stdin);
+    if (tty) {
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+        fputc('\n', stderr);
+    }
+    if (r == NULL)
+        return -1;
+    out[strcspn(out, "\r\n")] = '\0';
+    return 0;
+}
+
+/*
+ * postel passwd USER [FILE]: read a password (twice on a terminal) and print or store the
+ * "user:hash" line for auth_passwd_file. With FILE the user's line is replaced or added.
+ */
+static int cmd_passwd(int argc, char **argv)
+{
+    if (argc < 2 || argc > 3)
+        return usage_error("usage: postel passwd USER [FILE]");
+    const char *user = argv[1];
+    if (user[0] == '\0' || strpbrk(user, ": \t\r\n#") != NULL)
+        return usage_error("passwd: a user name may not contain ':', '#' or white space");
+    char pw[1100], again[1100];
+    if (read_secret("Password: ", pw, sizeof pw) == -1 || pw[0] == '\0') {
+        fprintf(stderr, "postel: passwd: no password given\n");
+        return EX_DATAERR;
+    }
+    if (isatty(STDIN_FILENO)) {
+        if (read_secret("Again: ", again, sizeof again) == -1 || strcmp(pw, again) != 0) {
+            fprintf(stderr, "postel: passwd: the passwords differ\n");
+            explicit_bzero(pw, sizeof pw);
+            return EX_DATAERR;
+        }
+        explicit_bzero(again, sizeof again);
+    }
+    char hash[512];
+    int r = auth_hash_password(pw, hash, sizeof hash);
+    explicit_bzero(pw, sizeof pw);
+    if (r == -1) {
+        fprintf(stderr, "postel: passwd: cannot hash the password\n");
+        return EX_SOFTWARE;
+    }
+    if (argc == 2) {
+        printf("%s:%s\n", user, hash);
+        return EX_OK;
+    }
+    /* Rewrite FILE with the user's line replaced (or added), atomically. */
+    const char *file = argv[2];
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", file, (long)getpid());
+    FILE *in = fopen(file, "r"), *out = NULL;
+    if (in == NULL && errno != ENOENT) {
+        fprintf(stderr, "postel: passwd: %s: %s\n", file, strerror(errno));
+        return EX_NOINPUT;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (fd == -1 || (out = fdopen(fd, "w")) == NULL) {
+        fprintf(stderr, "postel: passwd: %s: %s\n", tmp, strerror(errno));
+        if (in)
+            fclose(in);
+        return EX_CANTCREAT;
+    }
+    size_t ul = strlen(user);
+    bool done = false;
+    char line[4096];
+    while (in && fgets(line, sizeof line, in)) {
+        if (!strncmp(line, user, ul) && line[ul] == ':') {
+            if (!done)
+                fprintf(out, "%s:%s\n", user, hash);
+            done = true;
+            continue;
+        }
+        fputs(line, out);
+    }
+    if (!done)
+        fprintf(out, "%s:%s\n", user, hash);
+    if (in)
+        fclose(in);
+    if (fflush(out) != 0 || fsync(fileno(out)) != 0 || fclose(out) != 0 ||
+        rename(tmp, file) != 0) {
+        fprintf(stderr, "postel: passwd: cannot write %s: %s\n", file, strerror(errno));
+        unlink(tmp);
+        return EX_IOERR;
+    }
+    fprintf(stderr, "postel: passwd: %s %s in %s\n", done ? "changed" : "added", user, file);
+    return EX_OK;
+}
+
 int main(int argc, char **argv)
 {
     const char *name = argc > 0 ? base_name(argv[0]) : "postel";
@@ -259,6 +366,8 @@ int main(int argc, char **argv)
         return cmd_check_config(cargc, cargv, conf_file);
     if (strcmp(cmd, "log") == 0)
         return cmd_log(cargc, cargv);
+    if (strcmp(cmd, "passwd") == 0)
+        return cmd_passwd(cargc, cargv);
 
     bool known = strcmp(cmd, "queue") == 0 || strcmp(cmd, "status") == 0 ||
         strcmp(cmd, "reload") == 0 || strcmp(cmd, "verify") == 0;

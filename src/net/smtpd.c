@@ -91,6 +91,8 @@ struct conn {
     enum lkind kind;
     bool tls_handshake;         /* a TLS handshake is running */
     struct event *auth_timer;   /* failed logins: the reply waits */
+    struct event *linger;       /* closing a STARTTLS session: the socket under it drained */
+    struct evbuffer_cb_entry *under_cb;
     bool auth_ok;               /* result of the password check */
     bool local;                 /* came in over the control socket */
     bool trace_hold;            /* its messages wait for a TRACE request (sendmail -v) */
@@ -131,6 +133,7 @@ static void tls_established(struct conn *c);
 static void on_read(struct bufferevent *bev, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
+static size_t conn_unsent(struct conn *c);
 
 /* ---- per-address counts ---- */
 
@@ -330,6 +333,13 @@ static void conn_free(struct conn *c)
         event_free(c->greet_timer);
     if (c->auth_timer)
         event_free(c->auth_timer);
+    if (c->under_cb) {
+        struct bufferevent *u = bufferevent_get_underlying(c->bev);
+        if (u)
+            evbuffer_remove_cb_entry(bufferevent_get_output(u), c->under_cb);
+    }
+    if (c->linger)
+        event_free(c->linger);
     if (c->bev)
         bufferevent_free(c->bev);
     srv_free(&c->srv);
@@ -707,12 +717,54 @@ static void on_read(struct bufferevent *bev, void *arg)
     conn_process(c);
 }
 
+/* Octets not yet handed to the kernel. A STARTTLS session's filter drains into the socket
+ * bufferevent under it: both must be empty before the pair is freed, or the last reply (221,
+ * 421) is lost. */
+static size_t conn_unsent(struct conn *c)
+{
+    size_t n = evbuffer_get_length(bufferevent_get_output(c->bev));
+    struct bufferevent *u = bufferevent_get_underlying(c->bev);
+    if (u != NULL)
+        n += evbuffer_get_length(bufferevent_get_output(u));
+    return n;
+}
+
+static void on_linger(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct conn *c = arg;
+    if (c->closing && !c->busy && conn_unsent(c) == 0)
+        conn_free(c);
+}
+
+static void under_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    struct conn *c = arg;
+    /* Free from the loop, not from inside libevent's write path. */
+    if (info->n_deleted > 0 && evbuffer_get_length(buf) == 0 && c->linger)
+        event_active(c->linger, EV_TIMEOUT, 1);
+}
+
+/* Closing with output still in the socket bufferevent under a TLS filter: free the
+ * connection once that drains too (its write timeout still bounds the wait). */
+static void watch_under(struct conn *c)
+{
+    struct bufferevent *u = bufferevent_get_underlying(c->bev);
+    if (u == NULL || c->under_cb != NULL)
+        return;
+    c->linger = evtimer_new(c->d->base, on_linger, c);
+    c->under_cb = evbuffer_add_cb(bufferevent_get_output(u), under_drained, c);
+}
+
 static void on_write(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
     if (c->closing) {
-        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 && !c->busy)
+        if (conn_unsent(c) == 0 && !c->busy)
             conn_free(c);
+        else if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+            watch_under(c);
         return;
     }
     /* Replies drained below the mark: read again. */
@@ -785,7 +837,7 @@ static void conn_close(struct conn *c)
     if (c->srv.tx && c->spool_fd != -1)
         discard_async(c);
     /* Nothing more will be read: a half-close lets the client see our last reply. */
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+    if (conn_unsent(c) == 0) {
         if (c->busy)
             c->dead = true;
         else
@@ -794,6 +846,8 @@ static void conn_close(struct conn *c)
     }
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     bufferevent_enable(c->bev, EV_WRITE);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        watch_under(c);
 }
 
 static void greet(struct conn *c)

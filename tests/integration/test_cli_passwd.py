@@ -2,7 +2,6 @@
 import base64
 import os
 import smtplib
-import ssl
 import subprocess
 
 from helpers import BUILD

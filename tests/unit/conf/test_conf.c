@@ -25,9 +25,9 @@ static void test_defaults(void **state)
     struct conf *c = conf_parse(conf_default_text, strlen(conf_default_text), "(built-in)", err,
         sizeof err);
     assert_non_null(c);
-    assert_int_equal(c->nlisten, 1);
-    assert_string_equal(c->listen[0].host, "127.0.0.1");
-    assert_int_equal(c->listen[0].port, 2525);
+    assert_int_equal(c->listen.n, 1);
+    assert_string_equal(c->listen.v[0].host, "127.0.0.1");
+    assert_int_equal(c->listen.v[0].port, 2525);
     assert_true(conf_is_local_domain(c, "LOCALHOST"));
     assert_false(conf_is_local_domain(c, "example.org"));
     assert_true(conf_is_local_user(c, "Alice"));
@@ -50,9 +50,9 @@ static void test_values(void **state)
         "timeout_command = 5m\ntimeout_data = 90\ngreet_pause = 2s\n"
         "relay_networks = 192.0.2.0/24 2001:db8::/32\nvrfy = on\n", err, sizeof err);
     assert_non_null(c);
-    assert_int_equal(c->nlisten, 2);
-    assert_string_equal(c->listen[1].host, "::1");
-    assert_int_equal(c->listen[1].port, 587);
+    assert_int_equal(c->listen.n, 2);
+    assert_string_equal(c->listen.v[1].host, "::1");
+    assert_int_equal(c->listen.v[1].port, 587);
     assert_int_equal(c->message_size_limit, 20 * 1024 * 1024);
     assert_int_equal(c->timeout_command, 300);
     assert_int_equal(c->timeout_data, 90);

@@ -5,6 +5,7 @@
  * and the exact bytes the client sends, its actions, its timeouts and the per-recipient
  * results are checked at every step.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -83,7 +84,7 @@ static void check_res(const struct sess *s, size_t i, enum cli_rkind kind, const
     assert_int_equal(res[i].kind, kind);
     assert_string_equal(res[i].status, status);
     assert_int_equal(res[i].stage, stage);
-    assert_int_equal(res[i].when_connecting, stage <= CLI_STAGE_HELO);
+    assert_int_equal(res[i].when_connecting, stage <= CLI_STAGE_AUTH);
     if (reply != NULL)
         assert_string_equal(res[i].reply, reply);
 }
@@ -106,11 +107,11 @@ static const char EHLO_PLAIN[] =
 static const char *const RCPTS2[] = { "x@d.example", "y@d.example" };
 static const char *const RCPTS3[] = { "u1@d.example", "u2@d.example", "u3@d.example" };
 
-/* Greeting and EHLO with the given EHLO reply; the message's commands follow. */
-static void open_session(struct sess *s, const struct cli_msg *m, const char *ehlo,
+/* Greeting and EHLO with the given EHLO reply, on a session set up already (sess_init(),
+ * cli_set_tls(), cli_set_auth()); the message's commands follow. */
+static void start_session(struct sess *s, const struct cli_msg *m, const char *ehlo,
     unsigned acts)
 {
-    sess_init(s);
     assert_int_equal(cli_timeout(&s->c), 0);
     s->out.acts = 0xdead;
     cli_start(&s->c, m, &s->out);
@@ -121,6 +122,13 @@ static void open_session(struct sess *s, const struct cli_msg *m, const char *eh
     sent(s, "EHLO client.example\r\n");
     assert_int_equal(cli_timeout(&s->c), CLI_TIMEOUT_HELO);
     srv(s, ehlo, acts);
+}
+
+static void open_session(struct sess *s, const struct cli_msg *m, const char *ehlo,
+    unsigned acts)
+{
+    sess_init(s);
+    start_session(s, m, ehlo, acts);
 }
 
 /* 354, content, end-of-data reply. */
@@ -894,6 +902,641 @@ static void test_output_cap(void **state)
     sess_free(&s);
 }
 
+/* ---- STARTTLS (RFC 3207) ---- */
+
+static const char EHLO_TLS1[] =         /* before TLS: no SIZE, no AUTH */
+    "250-mx.example\r\n"
+    "250-PIPELINING\r\n"
+    "250-STARTTLS\r\n"
+    "250 8BITMIME\r\n";
+
+static const char EHLO_TLS2[] =         /* in TLS: SIZE (and STARTTLS again, wrongly) */
+    "250-mx.example\r\n"
+    "250-PIPELINING\r\n"
+    "250-SIZE 1000\r\n"
+    "250 STARTTLS\r\n";
+
+static const char *const RC1[] = { "x@d.example" };
+
+/* On a session from sess_init() (maybe with cli_set_auth()): policy, greeting, the first
+ * EHLO offering STARTTLS; only STARTTLS goes out. */
+static void to_starttls(struct sess *s, const struct cli_msg *m, enum cli_tls policy,
+    const char *ehlo)
+{
+    cli_set_tls(&s->c, policy, true);
+    start_session(s, m, ehlo, CLI_ACT_SEND);
+    /* RFC 2920 3.1 / RFC 3207: nothing is pipelined after STARTTLS */
+    sent(s, "STARTTLS\r\n");
+    assert_int_equal(s->c.state, CLI_S_STARTTLS);
+    assert_int_equal(cli_timeout(&s->c), CLI_TIMEOUT_OTHER);
+}
+
+/* ... then 220: the handshake is the driver's. */
+static void to_handshake(struct sess *s, const struct cli_msg *m, enum cli_tls policy,
+    const char *ehlo)
+{
+    to_starttls(s, m, policy, ehlo);
+    srv(s, "220 2.0.0 Ready to start TLS\r\n", CLI_ACT_STARTTLS);
+    assert_int_equal(s->send.len, 0);
+    assert_int_equal(s->c.state, CLI_S_TLS);
+    assert_int_equal(cli_timeout(&s->c), CLI_TIMEOUT_TLS);
+    assert_false(cli_in_tls(&s->c));
+}
+
+/* ... then the handshake succeeds: EHLO again. */
+static void to_tls_ehlo(struct sess *s, const struct cli_msg *m, enum cli_tls policy)
+{
+    to_handshake(s, m, policy, EHLO_TLS1);
+    s->out.acts = 0xdead;
+    cli_tls_done(&s->c, true, NULL, &s->out);
+    assert_int_equal(s->out.acts, CLI_ACT_SEND);
+    sent(s, "EHLO client.example\r\n");
+    assert_true(cli_in_tls(&s->c));
+    assert_true(s->c.tls);
+    /* RFC 3207 4.2: the first EHLO's extensions are forgotten */
+    assert_false(s->c.ext.esmtp || s->c.ext.pipelining || s->c.ext.starttls);
+    assert_false(s->c.ext.eightbitmime);
+    assert_int_equal(cli_timeout(&s->c), CLI_TIMEOUT_HELO);
+}
+
+static void test_starttls_may(void **state)
+{
+    (void)state;
+    struct cli_msg m = { .sender = "a@b.example", .rcpts = RC1, .nrcpt = 1, .size = 10,
+        .eightbit = true };
+    struct sess s;
+
+    sess_init(&s);
+    to_tls_ehlo(&s, &m, CLI_TLS_MAY);
+    /* the second EHLO's extensions count: SIZE= now, no BODY=8BITMIME any more; and no
+     * second STARTTLS although it is offered again */
+    srv(&s, EHLO_TLS2, CLI_ACT_SEND);
+    sent(&s, "MAIL FROM:<a@b.example> SIZE=10\r\nRCPT TO:<x@d.example>\r\nDATA\r\n");
+    assert_true(cli_needs_7bit(&s.c));
+    srv(&s, "250 ok\r\n250 ok\r\n354 go\r\n", CLI_ACT_SEND_BODY);
+    send_body(&s, "250 2.0.0 queued\r\n", CLI_ACT_MSG_DONE | CLI_ACT_READY);
+    check_res(&s, 0, CLI_R_OK, "2.0.0", CLI_STAGE_DOT, "250 2.0.0 queued");
+    assert_true(cli_in_tls(&s.c));
+    quit(&s);
+    sess_free(&s);
+}
+
+static void test_starttls_may_not_offered(void **state)
+{
+    (void)state;
+    struct cli_msg m = { .sender = "a@b.example", .rcpts = RC1, .nrcpt = 1, .size = 10 };
+    struct sess s;
+
+    sess_init(&s);
+    cli_set_tls(&s.c, CLI_TLS_MAY, true);
+    start_session(&s, &m, EHLO_PLAIN, CLI_ACT_SEND);
+    sent(&s, "MAIL FROM:<a@b.example> SIZE=10\r\n");
+    srv(&s, "250 ok\r\n", CLI_ACT_SEND);
+    sent(&s, "RCPT TO:<x@d.example>\r\n");
+    srv(&s, "250 ok\r\n", CLI_ACT_SEND);
+    sent(&s, "DATA\r\n");
+    srv(&s, "354 go\r\n", CLI_ACT_SEND_BODY);
+    send_body(&s, "250 ok\r\n", CLI_ACT_MSG_DONE | CLI_ACT_READY);
+    check_res(&s, 0, CLI_R_OK, "2.0.0", CLI_STAGE_DOT, "250 ok");
+    assert_false(cli_in_tls(&s.c));
+    sess_free(&s);
+
+    /* offered, but we have no TLS here: MAY is NONE */
+    sess_init(&s);
+    cli_set_tls(&s.c, CLI_TLS_MAY, false);
+    start_session(&s, &m, EHLO_FULL, CLI_ACT_SEND);
+    sent(&s, "MAIL FROM:<a@b.example> SIZE=10\r\nRCPT TO:<x@d.example>\r\nDATA\r\n");
+    sess_free(&s);
+}
+
+static void test_starttls_may_refused(void **state)
+{
+    (void)state;
+    struct cli_msg m = { .sender = "a@b.example", .rcpts = RC1, .nrcpt = 1, .size = 10,
+        .eightbit = true };
+    struct sess s;
+
+    sess_init(&s);
+    to_starttls(&s, &m, CLI_TLS_MAY, EHLO_TLS1);
+    /* plaintext goes on with the first EHLO's extensions; no second EHLO */
+    srv(&s, "454 4.7.0 TLS not available due to temporary reason\r\n", CLI_ACT_SEND);
+    sent(&s, "MAIL FROM:<a@b.example> BODY=8BITMIME\r\nRCPT TO:<x@d.example>\r\nDATA\r\n");
+    assert_false(cli_in_tls(&s.c));
+    srv(&s, "250 ok\r\n250 ok\r\n354 go\r\n", CLI_ACT_SEND_BODY);
+    send_body(&s, "250 ok\r\n", CLI_ACT_MSG_DONE | CLI_ACT_READY);
+    check_res(&s, 0, CLI_R_OK, "2.0.0", CLI_STAGE_DOT, "250 ok");
+    quit(&s);
+    sess_free(&s);
+
+    /* a 5xx the same */
+    sess_init(&s);
+    to_starttls(&s, &m, CLI_TLS_MAY, EHLO_TLS1);
+    srv(&s, "502 5.5.1 not implemented\r\n", CLI_ACT_SEND);
+    sent(&s, "MAIL FROM:<a@b.example> BODY=8BITMIME\r\nRCPT TO:<x@d.example>\r\nDATA\r\n");
+    sess_free(&s);
+}
+
+static void test_starttls_none(void **state)
+{
+    (void)state;
+    struct cli_msg m = { .sender = "a@b.example", .rcpts = RC1, .nrcpt = 1, .size = 10 };
+    struct sess s;
+
+    sess_init(&s);
+    cli_set_tls(&s.c, CLI_TLS_NONE, true);
+    start_session(&s, &m, EHLO_FULL, CLI_ACT_SEND);
+    sent(&s, "MAIL FROM:<a@b.example> SIZE=10\r\nRCPT TO:<x@d.example>\r\nDATA\r\n");
+    assert_true(s.c.ext.starttls);
+    assert_false(cli_in_tls(&s.c));
+    sess_free(&s);
+}
+
+static void test_starttls_required(void **state)
+{
+    (void)state;
+    struct cli_msg m = { .sender = "a@b.example", .rcpts = RCPTS2, .nrcpt = 2 };
+    struct sess s;
+
+    /* ENCRYPT, not offered: deferred for this host, QUIT */
+    sess_init(&s);
+    cli_set_tls(&s.c, CLI_TLS_ENCRYPT, true);
+    start_session(&s, &m, EHLO_PLAIN, CLI_ACT_MSG_DONE | CLI_ACT_SEND);
+    sent(&s, "QUIT\r\n");
+    check_res(&s, 0, CLI_R_TEMP, "4.7.4", CLI_STAGE_STARTTLS,
+        "TLS required but not offered by the server");
+    check_res(&s, 1, CLI_R_TEMP, "4.7.4", CLI_STAGE_STARTTLS, NULL);
+    assert_true(cli_results(&s.c, &(size_t){ 0 })[0].when_connecting);
+    srv(&s, "221 bye\r\n", CLI_ACT_CLOSE);
+    sess_free(&s);
+
+    /* VERIFY, EHLO refused and HELO: no STARTTLS without EHLO */
+    sess_init(&s);
+    cli_set_tls(&s.c, CLI_TLS_VERIFY, true);
+    start_session(&s, &m, "500 what\r\n", CLI_ACT_SEND);
+    sent(&s, "HELO client.example\r\n");
+    srv(&s, "250 hi\r\n", CLI_ACT_MSG_DONE | CLI_ACT_SEND);
+    sent(&s, "QUIT\r\n");
+    check_res(&s, 0, CLI_R_TEMP, "4.7.4", CLI_STAGE_STARTTLS,
+        "TLS required but not offered by the server");
+    sess_free(&s);
+
+    /* ENCRYPT, refused */
+    sess_init(&s);
+    to_starttls(&s, &m, CLI_TLS_ENCRYPT, EHLO_TLS1);
+    srv(&s, "454 4.7.0 TLS not available\r\n", CLI_ACT_MSG_DONE | CLI_ACT_SEND);
+    sent(&s, "QUIT\r\n");
+    check_res(&s, 0, CLI_R_TEMP, "4.7.4", CLI_STAGE_STARTTLS,
+        "TLS required but STARTTLS was refused: 454 4.7.0 TLS not available");
+    check_res(&s, 1, CLI_R_TEMP, "4.7.4", CLI_STAGE_STARTTLS, NULL);
+    sess_free(&s);
+
+    /* ENCRYPT, but no TLS on our side: our fault, stage LOCAL (no other MX) */
+    sess_init(&s);
+    cli_set_tls(&s.c, CLI_TLS_ENCRYPT, false);
+    start_session(&s, &m, EHLO_FULL, CLI_ACT_MSG_DONE | CLI_ACT_SEND);
+    sent(&s, "QUIT\r\n");
+    check_res(&s, 0, CLI_R_TEMP, "4.7.4", CLI_STAGE_LOCAL,
+        "TLS required but not available on this side");
+    sess_free(&s);
+
+    /* ENCRYPT and offered: a normal session in TLS */
+    sess_init(&s);
+    to_tls_ehlo(&s, &m, CLI_TLS_ENCRYPT);
+    srv(&s, EHLO_TLS2, CLI_ACT_SEND);
+    sent(&s, "MAIL FROM:<a@b.example> SIZE=0\r\nRCPT TO:<x@d.example>\r\n"
+        "RCPT TO:<y@d.example>\r\nDATA\r\n");
+    sess_free(&s);
+}
+
+static void test_starttls_handshake_failed(void **state)
+{
+    (void)state;
+    struct cli_msg m = { .sender = "a@b.example", .rcpts = RCPTS2, .nrcpt = 2 };
+    struct sess s;
+
+    /* VERIFY: the driver reports a certificate that does not verify */
+    sess_init(&s);
+    to_handshake(&s, &m, CLI_TLS_VERIFY, EHLO_TLS1);
+    s.out.acts = 0xdead;
+    cli_tls_done(&s.c, false, "certificate verification failed: name mismatch", &s.out);
+    assert_int_equal(s.out.acts, CLI_ACT_MSG_DONE | CLI_ACT_CLOSE);
+    assert_int_equal(s.send.len, 0);       /* no QUIT: the connection is unusable */
+    check_res(&s, 0, CLI_R_TEMP, "4.7.5", CLI_STAGE_STARTTLS,
+        "TLS handshake failed: certificate verification failed: name mismatch");
+    check_res(&s, 1, CLI_R_TEMP, "4.7.5", CLI_STAGE_STARTTLS, NULL);
+    assert_int_equal(s.c.state, CLI_S_CLOSED);
+    assert_false(cli_in_tls(&s.c));
+    sess_free(&s);
+
+    /* MAY: the same, the next MX is tried (no plaintext retry on this host) */
+    sess_init(&s);
+    to_handshake(&s, &m, CLI_TLS_MAY, EHLO_TLS1);
+    cli_tls_done(&s.c, false, NULL, &s.out);
+    assert_int_equal(s.out.acts, CLI_ACT_MSG_DONE | CLI_ACT_CLOSE);
+    check_res(&s, 0, CLI_R_TEMP, "4.7.5", CLI_STAGE_STARTTLS, "TLS handshake failed");
+    sess_free(&s);
+
+    /* the driver's timeout during the handshake */
+    sess_init(&s);
+    to_handshake(&s, &m, CLI_TLS_MAY, EHLO_TLS1);
+    cli_fail(&s.c, CLI_FAIL_TIMEOUT, NULL, &s.out);
+    assert_int_equal(s.out.acts, CLI_ACT_MSG_DONE | CLI_ACT_CLOSE);
+    check_res(&s, 0, CLI_R_TEMP, "4.4.2", CLI_STAGE_STARTTLS,
+        "timed out during the TLS handshake");
+    sess_free(&s);
+}
+
+/* Replies after 220 are injected plaintext: the driver drops them; if one gets here, the
+ * session ends (it is never taken as the answer to the EHLO in TLS). */
+static void test_starttls_injection(void **state)
+{
+    (void)state;
+    struct cli_msg m = { .sender = "a@b.example", .rcpts = RC1, .nrcpt = 1 };
+    struct sess s;
+
+    sess_init(&s);
+    to_starttls(&s, &m, CLI_TLS_MAY, EHLO_TLS1);
+    srv(&s, "220 go ahead\r\n250-evil\r\n250 AUTH PLAIN\r\n",
+        CLI_ACT_STARTTLS | CLI_ACT_MSG_DONE | CLI_ACT_CLOSE);
+    assert_int_equal(s.send.len, 0);
+    check_res(&s, 0, CLI_R_TEMP, "4.5.0", CLI_STAGE_STARTTLS,
+        "protocol error: unexpected reply during the TLS handshake: 250 evil AUTH PLAIN");
+    sess_free(&s);
+
+    /* not even a 421 counts */
+    sess_init(&s);
+    to_handshake(&s, &m, CLI_TLS_MAY, EHLO_TLS1);
+    srv(&s, "421 4.3.0 bye\r\n", CLI_ACT_MSG_DONE | CLI_ACT_CLOSE);
+    check_res(&s, 0, CLI_R_TEMP, "4.5.0", CLI_STAGE_STARTTLS, NULL);
+    sess_free(&s);
+
+    /* any reply to STARTTLS but 220, 4xx, 5xx */
+    sess_init(&s);
+    to_starttls(&s, &m, CLI_TLS_MAY, EHLO_TLS1);
+    srv(&s, "250 ok\r\n", CLI_ACT_MSG_DONE | CLI_ACT_CLOSE);
+    check_res(&s, 0, CLI_R_TEMP, "4.5.0", CLI_STAGE_STARTTLS,
+        "protocol error: unexpected reply after STARTTLS: 250 ok");
+    sess_free(&s);
+}
+
+/* ---- AUTH (RFC 4954) ---- */
+
+static const char EHLO_AUTH[] =         /* in TLS */
+    "250-mx.example\r\n"
+    "250-PIPELINING\r\n"
+    "250-SIZE 1000\r\n"
+    "250 AUTH PLAIN LOGIN CRAM-MD5\r\n";
+
+/* A session with credentials in TLS; the second EHLO is ehlo2, its actions acts. */
+static void to_auth(struct sess *s, const struct cli_msg *m, const char *user,
+    const char *pass, const char *ehlo2, unsigned acts)
+{
+    sess_init(s);
+    assert_int_equal(cli_set_auth(&s->c, user, pass, false), 0);
+    to_tls_ehlo(s, m, CLI_TLS_MAY);
+    srv(s, ehlo2, acts);
+}
+
+/* The whole transaction after AUTH, as one pipelined group. */
+static void auth_then_mail(struct sess *s)
+{
+    sent(s, "MAIL FROM:<a@b.example> SIZE=10\r\nRCPT TO:<x@d.example>\r\nDATA\r\n");
+    srv(s, "250 ok\r\n250 ok\r\n354 go\r\n", CLI_ACT_SEND_BODY);
+    send_body(s, "250 ok\r\n", CLI_ACT_MSG_DONE | CLI_ACT_READY);
+    check_res(s, 0, CLI_R_OK, "2.0.0", CLI_STAGE_DOT, "250 ok");
+}
+
+static void test_auth_plain(void **state)
+{
+    (void)state;
+    struct cli_msg m = { .sender = "a@b.example", .rcpts = RC1, .nrcpt = 1, .size = 10 };
+    struct sess s;
+
+    /* PLAIN preferred, with the initial response; alone, though PIPELINING is offered */
+    to_auth(&s, &m, "user", "pass", EHLO_AUTH, CLI_ACT_SEND | CLI_ACT_SECRET);
+    assert_true(s.c.ext.auth && s.c.ext.auth_plain && s.c.ext.auth_login);
+    sent(&s, "AUTH PLAIN AHVzZXIAcGFzcw==\r\n");
+    assert_int_equal(s.c.state, CLI_S_AUTH);
+    assert_int_equal(cli_timeout(&s.c), CLI_TIMEOUT_OTHER);
+    assert_false(s.c.authed);
+    srv(&s, "235 2.7.0 Authentication successful\r\n", CLI_ACT_SEND);
+    assert_true(s.c.authed);
+    auth_then_mail(&s);
+
+    /* the next message on this connection: no second AUTH */
+    cli_next(&s.c, &m, &s.out);
+    assert_int_equal(s.out.acts, CLI_ACT_SEND);
+    sent(&s, "MAIL FROM:<a@b.example> SIZE=10\r\nRCPT TO:<x@d.example>\r\nDATA\r\n");
+    sess_free(&s);
+    /* cli_free() wiped the credentials */
+    assert_int_equal(s.c.auth_user[0], 0);
+    assert_int_equal(s.c.auth_pass[0], 0);
+    assert_int_equal(s.c.auth_pass[3], 0);
+
+    /* 8-bit octets in the password are sent as they are */
+    to_auth(&s, &m, "a@b.example", "s3cr\xc3\xa9t", EHLO_AUTH, CLI_ACT_SEND | CLI_ACT_SECRET);
+    sent(&s, "AUTH PLAIN AGFAYi5leGFtcGxlAHMzY3LDqXQ=\r\n");
+    sess_free(&s);
+}
+
+static void test_auth_login(void **state)
+{
+    (void)state;
+    struct cli_msg m = { .sender = "a@b.example", .rcpts = RC1, .nrcpt = 1, .size = 10 };
+    struct sess s;
+
+    /* RFC 4648 10's vectors: "foob" -> "Zm9vYg==", "fooba" -> "Zm9vYmE=" */
+    to_auth(&s, &m, "foob", "fooba",
+        "250-mx.example\r\n250-PIPELINING\r\n250-SIZE\r\n250 AUTH LOGIN CRAM-MD5\r\n",
+        CLI_ACT_SEND | CLI_ACT_SECRET);
+    assert_false(s.c.ext.auth_plain);
+    sent(&s, "AUTH LOGIN\r\n");
+    srv(&s, "334 VXNlcm5hbWU6\r\n", CLI_ACT_SEND | CLI_ACT_SECRET);
+    sent(&s, "Zm9vYg==\r\n");
+    srv(&s, "334 UGFzc3dvcmQ6\r\n", CLI_ACT_SEND | CLI_ACT_SECRET);
+    sent(&s, "Zm9vYmE=\r\n");
+    srv(&s, "235 2.7.0 ok\r\n", CLI_ACT_SEND);
+    auth_then_mail(&s);
+    sess_free(&s);
+
+    /* the old "AUTH=" form; "foobar" -> "Zm9vYmFy", "fo" -> "Zm8=" */
+    to_auth(&s, &m, "foobar", "fo", "250-mx.example\r\n250-AUTH=LOGIN\r\n250 SIZE\r\n",
+        CLI_ACT_SEND | CLI_ACT_SECRET);
+    assert_true(s.c.ext.auth && s.c.ext.auth_login);
+    sent(&s, "AUTH LOGIN\r\n");
+    srv(&s, "334 VXNlcm5hbWU6\r\n", CLI_ACT_SEND | CLI_ACT_SECRET);
+    sent(&s, "Zm9vYmFy\r\n");
+    srv(&s, "334 UGFzc3dvcmQ6\r\n", CLI_ACT_SEND | CLI_ACT_SECRET);
+    sent(&s, "Zm8=\r\n");
+    /* one challenge too many */
+    srv(&s, "334 what\r\n", CLI_ACT_MSG_DONE | CLI_ACT_CLOSE);
+    check_res(&s, 0, CLI_R_TEMP, "4.5.0", CLI_STAGE_AUTH,
+        "protocol error: unexpected reply after AUTH: 334 what");
+    assert_int_equal(s.send.len, 0);
+    sess_free(&s);
+
+    /* both forms: "AUTH=PLAIN LOGIN" next to "AUTH CRAM-MD5": PLAIN */
+    to_auth(&s, &m, "f", "foo",
+        "250-mx.example\r\n250-AUTH CRAM-MD5\r\n250 auth=plain LOGIN\r\n",
+        CLI_ACT_SEND | CLI_ACT_SECRET);
+    assert_true(s.c.ext.auth_plain && s.c.ext.auth_login);
+    sent(&s, "AUTH PLAIN AGYAZm9v\r\n");
+    sess_free(&s);
+}
+
+/* Base64 decoder for checking the long PLAIN response (independent of the client's
+ * encoder). Returns the decoded length, or -1. */
+static long b64_decode(const char *s, size_t n, unsigned char *out, size_t osz)
+{
+    static const char tab[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t o = 0;
+    unsigned long acc = 0;
+    int bits = 0;
+
+    if (n % 4 != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '=')
+            break;
+        const char *p = strchr(tab, s[i]);
+        if (p == NULL || s[i] == '\0')
+            return -1;
+        acc = (acc << 6) | (unsigned long)(p - tab);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o >= osz)
+                return -1;
+            out[o++] = (unsigned char)(acc >> bits & 0xff);
+        }
+    }
+    return (long)o;
+}
+
+static void check_plain(const char *line, size_t len, const char *user, const char *pass)
+{
+    unsigned char raw[600];
+    size_t un = strlen(user), pn = strlen(pass);
+    long n = b64_decode(line, len, raw, sizeof raw);
+
+    assert_int_equal(n, (long)(un + pn + 2));
+    assert_int_equal(raw[0], 0);
+    assert_memory_equal(raw + 1, user, un);
+    assert_int_equal(raw[1 + un], 0);
+    assert_memory_equal(raw + 2 + un, pass, pn);
+}
+
+/* The initial response only while "AUTH PLAIN <b64>\r\n" fits 512 octets. */
+static void test_auth_plain_long(void **state)
+{
+    (void)state;
+    struct cli_msg m = { .sender = "a@b.example", .rcpts = RC1, .nrcpt = 1, .size = 10 };
+    char user[CLI_AUTH_MAX + 1], pass[CLI_AUTH_MAX + 1];
+    struct sess s;
+
+    /* 372 octets of PLAIN message: 496 of base64, a line of 509 */
+    memset(user, 'u', 185);
+    user[185] = '\0';
+    memset(pass, 'p', 185);
+    pass[185] = '\0';
+    to_auth(&s, &m, user, pass, EHLO_AUTH, CLI_ACT_SEND | CLI_ACT_SECRET);
+    assert_int_equal(s.send.len, 509);
+    assert_memory_equal(s.send.p, "AUTH PLAIN ", 11);
+    assert_memory_equal(s.send.p + 507, "\r\n", 2);
+    check_plain(s.send.p + 11, 496, user, pass);
+    sess_free(&s);
+
+    /* one more: 500 of base64 would make 513; the response follows an empty 334 */
+    pass[185] = 'p';
+    pass[186] = '\0';
+    to_auth(&s, &m, user, pass, EHLO_AUTH, CLI_ACT_SEND | CLI_ACT_SECRET);
+    sent(&s, "AUTH PLAIN\r\n");
+    srv(&s, "334 \r\n", CLI_ACT_SEND | CLI_ACT_SECRET);
+    assert_int_equal(s.send.len, 502);
+    assert_memory_equal(s.send.p + 500, "\r\n", 2);
+    check_plain(s.send.p, 500, user, pass);
+    buf_reset(&s.send);
+    srv(&s, "235 2.7.0 ok\r\n", CLI_ACT_SEND);
+    auth_then_mail(&s);
+    sess_free(&s);
+
+    /* the longest credentials */
+    memset(user, 'U', CLI_AUTH_MAX);
+    user[CLI_AUTH_MAX] = '\0';
+    memset(pass, 'P', CLI_AUTH_MAX);
+    pass[CLI_AUTH_MAX] = '\0';
+    to_auth(&s, &m, user, pass, EHLO_AUTH, CLI_ACT_SEND | CLI_ACT_SECRET);
+    sent(&s, "AUTH PLAIN\r\n");
+    srv(&s, "334\r\n", CLI_ACT_SEND | CLI_ACT_SECRET);
+    assert_int_equal(s.send.len, 686);
+    check_plain(s.send.p, 684, user, pass);
+    sess_free(&s);
+}
+
+static void test_auth_refused(void **state)
+{
+    (void)state;
+    struct cli_msg m = { .sender = "a@b.example", .rcpts = RCPTS2, .nrcpt = 2, .size = 10 };
+    struct sess s;
+
+    /* 535: TEMP 4.7.8 with the server's words (the admin may fix the credentials) */
+    to_auth(&s, &m, "user", "wrong", EHLO_AUTH, CLI_ACT_SEND | CLI_ACT_SECRET);
+    buf_reset(&s.send);
+    srv(&s, "535 5.7.8 Error: authentication failed: UGFzc3dvcmQ6\r\n",
+        CLI_ACT_MSG_DONE | CLI_ACT_SEND);
+    sent(&s, "QUIT\r\n");
+    check_res(&s, 0, CLI_R_TEMP, "4.7.8", CLI_STAGE_AUTH,
+        "535 5.7.8 Error: authentication failed: UGFzc3dvcmQ6");
+    check_res(&s, 1, CLI_R_TEMP, "4.7.8", CLI_STAGE_AUTH, NULL);
+    srv(&s, "221 bye\r\n", CLI_ACT_CLOSE);
+    sess_free(&s);
+
+    /* 535 without an enhanced code: 4.7.8 too */
+    to_auth(&s, &m, "user", "wrong", EHLO_AUTH, CLI_ACT_SEND | CLI_ACT_SECRET);
+    buf_reset(&s.send);
+    srv(&s, "535 no\r\n", CLI_ACT_MSG_DONE | CLI_ACT_SEND);
+    check_res(&s, 0, CLI_R_TEMP, "4.7.8", CLI_STAGE_AUTH, "535 no");
+    sess_free(&s);
+
+    /* another 5xx keeps its detail, as class 4 */
+    to_auth(&s, &m, "user", "pass", EHLO_AUTH, CLI_ACT_SEND | CLI_ACT_SECRET);
+    buf_reset(&s.send);
+    srv(&s, "534 5.7.9 Authentication mechanism is too weak\r\n",
+        CLI_ACT_MSG_DONE | CLI_ACT_SEND);
+    sent(&s, "QUIT\r\n");
+    check_res(&s, 0, CLI_R_TEMP, "4.7.9", CLI_STAGE_AUTH,
+        "534 5.7.9 Authentication mechanism is too weak");
+    sess_free(&s);
+
+    /* 4xx in the middle of LOGIN */
+    to_auth(&s, &m, "user", "pass", "250-mx\r\n250 AUTH LOGIN\r\n",
+        CLI_ACT_SEND | CLI_ACT_SECRET);
+    sent(&s, "AUTH LOGIN\r\n");
+    srv(&s, "334 VXNlcm5hbWU6\r\n", CLI_ACT_SEND | CLI_ACT_SECRET);
+    sent(&s, "dXNlcg==\r\n");
+    srv(&s, "454 4.7.0 Temporary authentication failure\r\n",
+        CLI_ACT_MSG_DONE | CLI_ACT_SEND);
+    sent(&s, "QUIT\r\n");
+    check_res(&s, 1, CLI_R_TEMP, "4.7.0", CLI_STAGE_AUTH,
+        "454 4.7.0 Temporary authentication failure");
+    sess_free(&s);
+
+    /* 2xx before all responses are sent is not success */
+    to_auth(&s, &m, "user", "pass", "250-mx\r\n250 AUTH LOGIN\r\n",
+        CLI_ACT_SEND | CLI_ACT_SECRET);
+    buf_reset(&s.send);
+    srv(&s, "235 ok\r\n", CLI_ACT_MSG_DONE | CLI_ACT_CLOSE);
+    check_res(&s, 0, CLI_R_TEMP, "4.5.0", CLI_STAGE_AUTH, NULL);
+    assert_false(s.c.authed);
+    sess_free(&s);
+}
+
+static void test_auth_without_tls(void **state)
+{
+    (void)state;
+    struct cli_msg m = { .sender = "a@b.example", .rcpts = RCPTS2, .nrcpt = 2, .size = 10 };
+    struct sess s;
+
+    /* no TLS (policy NONE): the credentials stay here */
+    sess_init(&s);
+    assert_int_equal(cli_set_auth(&s.c, "user", "pass", false), 0);
+    start_session(&s, &m, "250-mx\r\n250-STARTTLS\r\n250 AUTH PLAIN LOGIN\r\n",
+        CLI_ACT_MSG_DONE | CLI_ACT_SEND);
+    sent(&s, "QUIT\r\n");
+    check_res(&s, 0, CLI_R_TEMP, "4.7.0", CLI_STAGE_AUTH, "not sending credentials without TLS");
+    check_res(&s, 1, CLI_R_TEMP, "4.7.0", CLI_STAGE_AUTH, NULL);
+    sess_free(&s);
+
+    /* MAY and STARTTLS refused: the same */
+    sess_init(&s);
+    assert_int_equal(cli_set_auth(&s.c, "user", "pass", false), 0);
+    to_starttls(&s, &m, CLI_TLS_MAY, "250-mx\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n");
+    srv(&s, "454 4.7.0 no TLS today\r\n", CLI_ACT_MSG_DONE | CLI_ACT_SEND);
+    sent(&s, "QUIT\r\n");
+    check_res(&s, 0, CLI_R_TEMP, "4.7.0", CLI_STAGE_AUTH, "not sending credentials without TLS");
+    sess_free(&s);
+
+    /* allowed in plaintext (loopback, tests) */
+    sess_init(&s);
+    assert_int_equal(cli_set_auth(&s.c, "user", "pass", true), 0);
+    start_session(&s, &m, "250-mx\r\n250 AUTH PLAIN LOGIN\r\n", CLI_ACT_SEND | CLI_ACT_SECRET);
+    sent(&s, "AUTH PLAIN AHVzZXIAcGFzcw==\r\n");
+    srv(&s, "235 2.7.0 ok\r\n", CLI_ACT_SEND);
+    sent(&s, "MAIL FROM:<a@b.example>\r\n");
+    assert_true(s.c.authed);
+    assert_false(cli_in_tls(&s.c));
+    sess_free(&s);
+}
+
+static void test_auth_not_offered(void **state)
+{
+    (void)state;
+    struct cli_msg m = { .sender = "a@b.example", .rcpts = RC1, .nrcpt = 1, .size = 10 };
+    struct sess s;
+
+    /* no AUTH at all: unauthenticated (the smarthost may relay for our address) */
+    to_auth(&s, &m, "user", "pass", EHLO_TLS2, CLI_ACT_SEND);
+    assert_false(s.c.ext.auth);
+    auth_then_mail(&s);
+    assert_false(s.c.authed);
+    sess_free(&s);
+
+    /* the same in plaintext: nothing would be sent */
+    sess_init(&s);
+    assert_int_equal(cli_set_auth(&s.c, "user", "pass", false), 0);
+    start_session(&s, &m, EHLO_PLAIN, CLI_ACT_SEND);
+    sent(&s, "MAIL FROM:<a@b.example> SIZE=10\r\n");
+    sess_free(&s);
+
+    /* AUTH, but no mechanism we have: it expects AUTH, so defer */
+    to_auth(&s, &m, "user", "pass", "250-mx\r\n250 AUTH CRAM-MD5 XOAUTH2\r\n",
+        CLI_ACT_MSG_DONE | CLI_ACT_SEND);
+    assert_true(s.c.ext.auth);
+    assert_false(s.c.ext.auth_plain || s.c.ext.auth_login);
+    sent(&s, "QUIT\r\n");
+    check_res(&s, 0, CLI_R_TEMP, "4.7.0", CLI_STAGE_AUTH,
+        "the server offers no AUTH mechanism we support (PLAIN, LOGIN)");
+    sess_free(&s);
+
+    /* no credentials: AUTH offered but not used */
+    sess_init(&s);
+    to_tls_ehlo(&s, &m, CLI_TLS_MAY);
+    srv(&s, EHLO_AUTH, CLI_ACT_SEND);
+    auth_then_mail(&s);
+    sess_free(&s);
+}
+
+static void test_auth_bad_credentials(void **state)
+{
+    (void)state;
+    struct cli_msg m = { .sender = "a@b.example", .rcpts = RC1, .nrcpt = 1 };
+    char longer[CLI_AUTH_MAX + 2];
+    struct sess s;
+
+    memset(longer, 'x', CLI_AUTH_MAX + 1);
+    longer[CLI_AUTH_MAX + 1] = '\0';
+    sess_init(&s);
+    errno = 0;
+    assert_int_equal(cli_set_auth(&s.c, "user\r\nRSET", "pass", false), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(cli_set_auth(&s.c, "user", "pa\nss", false), -1);
+    assert_int_equal(cli_set_auth(&s.c, "", "pass", false), -1);
+    assert_int_equal(cli_set_auth(&s.c, "user", "", false), -1);
+    assert_int_equal(cli_set_auth(&s.c, NULL, "pass", false), -1);
+    assert_int_equal(cli_set_auth(&s.c, "user", longer, false), -1);
+    assert_int_equal(cli_set_auth(&s.c, longer + 1, "pass", false), 0);
+    assert_int_equal(cli_set_auth(&s.c, longer, "pass", false), -1);
+    /* refused credentials defer the mail instead of sending it unauthenticated; our own
+     * fault: stage LOCAL, no other MX */
+    to_tls_ehlo(&s, &m, CLI_TLS_MAY);
+    srv(&s, EHLO_AUTH, CLI_ACT_MSG_DONE | CLI_ACT_SEND);
+    sent(&s, "QUIT\r\n");
+    check_res(&s, 0, CLI_R_TEMP, "4.3.5", CLI_STAGE_LOCAL,
+        "invalid SMTP AUTH credentials configured");
+    sess_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -925,6 +1568,20 @@ int main(void)
         cmocka_unit_test(test_orcpt_forms),
         cmocka_unit_test(test_idle_and_misc),
         cmocka_unit_test(test_output_cap),
+        cmocka_unit_test(test_starttls_may),
+        cmocka_unit_test(test_starttls_may_not_offered),
+        cmocka_unit_test(test_starttls_may_refused),
+        cmocka_unit_test(test_starttls_none),
+        cmocka_unit_test(test_starttls_required),
+        cmocka_unit_test(test_starttls_handshake_failed),
+        cmocka_unit_test(test_starttls_injection),
+        cmocka_unit_test(test_auth_plain),
+        cmocka_unit_test(test_auth_login),
+        cmocka_unit_test(test_auth_plain_long),
+        cmocka_unit_test(test_auth_refused),
+        cmocka_unit_test(test_auth_without_tls),
+        cmocka_unit_test(test_auth_not_offered),
+        cmocka_unit_test(test_auth_bad_credentials),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,248 @@
+"""Configuration: posteld -n prints the effective settings; errors name FILE:LINE and exit 78."""
+import re
+import socket
+
+import pytest
+
+from helpers import free_port, run_posteld
+
+KEYS = ["hostname", "listen", "spool_dir", "mail_dir", "local_domains", "local_users",
+        "aliases_file", "relay_networks", "trusted_networks", "message_size_limit",
+        "max_recipients", "max_errors", "max_connections", "max_connections_per_ip",
+        "max_line_length", "timeout_command", "timeout_data", "greet_pause", "vrfy", "expn",
+        "workers", "retry_min", "retry_max", "max_queue_lifetime", "log_debug"]
+
+
+def settings(text):
+    """{key: value} from posteld -n output (comments dropped)."""
+    out = {}
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        k, _, v = line.partition("=")
+        out[k.strip()] = v.strip()
+    return out
+
+
+def write(tmp_path, lines, name="postel.conf"):
+    p = tmp_path / name
+    p.write_text("\n".join(lines) + "\n")
+    return str(p)
+
+
+GOOD = ["# a test config",
+        "hostname = mx.test",
+        "listen = 127.0.0.1:2600 [::1]:2600",
+        "spool_dir = /tmp/x/spool",
+        "mail_dir = /tmp/x/mail",
+        "local_domains = localhost, example.test",
+        "local_users = Alice bob",
+        "",
+        "alias team: alice, bob   # inline alias",
+        "relay_networks = 192.0.2.0/24 2001:db8::/32",
+        "message_size_limit = 64k",
+        "timeout_command = 90",
+        "timeout_data = 2m",
+        "greet_pause = 250ms",
+        "vrfy = on",
+        "workers = 3",
+        "max_queue_lifetime = 2d"]
+
+
+def test_check_config_prints_settings(tmp_path):
+    r = run_posteld(["-n", "-f", write(tmp_path, GOOD)])
+    assert r.returncode == 0, r.stderr
+    s = settings(r.stdout)
+    for k in KEYS:
+        assert k in s, "%s missing from posteld -n output" % k
+    assert s["hostname"] == "mx.test"
+    assert s["listen"] == "127.0.0.1:2600 [::1]:2600"
+    assert s["local_domains"] == "localhost example.test"
+    assert s["local_users"] == "alice bob"          # stored lower-cased
+    assert s["relay_networks"] == "192.0.2.0/24 2001:db8::/32"
+    assert s["trusted_networks"] == "127.0.0.0/8 ::1/128"   # the default
+    assert s["message_size_limit"] == "65536"
+    assert s["timeout_command"] == "90s"
+    assert s["timeout_data"] == "2m"
+    assert s["greet_pause"] == "250ms"
+    assert s["vrfy"] == "on" and s["expn"] == "off"
+    assert s["workers"] == "3"
+    # setting workers must not disturb its neighbours
+    assert s["retry_min"] == "5m" and s["retry_max"] == "1h"
+    assert s["max_queue_lifetime"] == "2d"
+    assert "# aliases: 1 entries" in r.stdout
+
+
+def test_check_config_defaults(tmp_path):
+    r = run_posteld(["-n", "-f", write(tmp_path, ["# nothing set"])])
+    assert r.returncode == 0, r.stderr
+    s = settings(r.stdout)
+    assert s["message_size_limit"] == "10485760"
+    assert s["max_recipients"] == "1000"
+    assert s["max_errors"] == "10"
+    assert s["max_connections"] == "15000"
+    assert s["max_connections_per_ip"] == "50"
+    assert s["max_line_length"] == "998"
+    assert s["timeout_command"] == "5m" and s["timeout_data"] == "5m"
+    assert s["greet_pause"] == "1000ms"
+    assert s["vrfy"] == "off" and s["expn"] == "off"
+    assert s["workers"] == "8"
+    assert s["retry_min"] == "5m" and s["retry_max"] == "1h"
+    assert s["max_queue_lifetime"] == "5d"
+    assert s["log_debug"] == "off"
+    assert s["relay_networks"] == ""
+
+
+def test_check_config_builtin(tmp_path):
+    r = run_posteld(["-n"], cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    s = settings(r.stdout)
+    assert s["local_domains"] == "localhost"
+    assert s["local_users"] == "alice bob"
+    assert s["listen"] == "127.0.0.1:2525"
+    assert s["spool_dir"] == "var/spool" and s["mail_dir"] == "var/mail"
+    assert s["relay_networks"] == ""
+    assert "# aliases: 2 entries" in r.stdout
+    # -n does not create anything
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_check_config_output_is_a_valid_config(tmp_path):
+    r = run_posteld(["-n", "-f", write(tmp_path, GOOD)])
+    assert r.returncode == 0, r.stderr
+    again = tmp_path / "again.conf"
+    again.write_text(r.stdout)
+    r2 = run_posteld(["-n", "-f", str(again)])
+    assert r2.returncode == 0, r2.stderr
+    # the same settings (inline aliases are not printed, so their count differs)
+    assert settings(r2.stdout) == settings(r.stdout)
+
+
+@pytest.mark.parametrize("value", ["300", "300s", "5m", "1h", "5d"])
+def test_durations(tmp_path, value):
+    r = run_posteld(["-n", "-f", write(tmp_path, ["timeout_command = " + value])])
+    assert r.returncode == 0, r.stderr
+    assert settings(r.stdout)["timeout_command"] == {"300": "5m", "300s": "5m", "5m": "5m",
+                                                     "1h": "1h", "5d": "5d"}[value]
+
+
+def test_unknown_setting(tmp_path):
+    conf = write(tmp_path, ["hostname = mx.test", "# comment", "", "no_such_key = 1"])
+    r = run_posteld(["-n", "-f", conf])
+    assert r.returncode == 78
+    assert r.stdout == ""
+    assert re.match(r"^posteld: %s:4: unknown setting" % re.escape(conf), r.stderr), r.stderr
+
+
+@pytest.mark.parametrize("line,what", [
+    ("listen = 127.0.0.1", "listen"),
+    ("listen = 127.0.0.1:", "listen"),
+    ("listen = 127.0.0.1:70000", "listen"),
+    ("listen = localhost:25", "listen"),
+    ("listen = [::1]25", "listen"),
+    ("listen = " + " ".join("127.0.0.1:%d" % (2000 + i) for i in range(9)), "listen"),
+    ("timeout_command = 5x", "timeout_command"),
+    ("timeout_data = -1", "timeout_data"),
+    ("timeout_command = ", "timeout_command"),
+    ("greet_pause = soon", "greet_pause"),
+    ("retry_max = 1w", "retry_max"),
+    ("message_size_limit = 10Q", "message_size_limit"),
+    ("max_recipients = many", "max_recipients"),
+    ("max_errors = -3", "max_errors"),
+    ("workers = 0", "workers"),
+    ("workers = 1000", "workers"),
+    ("vrfy = maybe", "vrfy"),
+    ("log_debug = 2", "log_debug"),
+    ("relay_networks = 10.0.0.0/33", "relay_networks"),
+    ("trusted_networks = not-a-network", "trusted_networks"),
+    ("hostname =", "hostname"),
+    ("just some words", None),
+    ("alias broken", None),
+    ("alias dup: alice\nalias dup: bob", None),
+])
+def test_bad_values(tmp_path, line, what):
+    lines = ["# line 1", "hostname = mx.test", "local_users = alice bob", "", line]
+    conf = write(tmp_path, lines)
+    bad_line = 5 if not line.startswith("alias dup") else 6
+    r = run_posteld(["-n", "-f", conf])
+    assert r.returncode == 78, (line, r.returncode, r.stdout, r.stderr)
+    assert r.stderr.startswith("posteld: %s:%d: " % (conf, bad_line)), (line, r.stderr)
+    if what:
+        assert what in r.stderr, r.stderr
+    assert r.stdout == ""
+
+
+def test_missing_config_file(tmp_path):
+    r = run_posteld(["-n", "-f", str(tmp_path / "nope.conf")])
+    assert r.returncode == 78
+    assert "nope.conf" in r.stderr
+
+
+def test_missing_aliases_file(tmp_path):
+    conf = write(tmp_path, ["aliases_file = %s" % (tmp_path / "no-aliases")])
+    r = run_posteld(["-n", "-f", conf])
+    assert r.returncode == 78
+    assert "no-aliases" in r.stderr
+
+
+def test_bad_usage():
+    r = run_posteld(["-x"])
+    assert r.returncode == 64
+    r = run_posteld(["extra-argument"])
+    assert r.returncode == 64
+
+
+def test_daemon_refuses_bad_config_and_listens_nowhere(tmp_path):
+    port = free_port()
+    conf = write(tmp_path, ["listen = 127.0.0.1:%d" % port, "spool_dir = %s" % (tmp_path / "s"),
+                            "mail_dir = %s" % (tmp_path / "m"), "bogus = yes"])
+    r = run_posteld(["-f", conf])
+    assert r.returncode == 78
+    assert "%s:4: unknown setting" % conf in r.stderr
+    s = socket.socket()
+    try:
+        s.settimeout(1)
+        assert s.connect_ex(("127.0.0.1", port)) != 0
+    finally:
+        s.close()
+    assert not (tmp_path / "s").exists()
+
+
+def test_config_settings_take_effect(make_server):
+    s = make_server(extra=["hostname = other.example", "message_size_limit = 12345",
+                           "vrfy = on", "expn = on", "alias crew: bob"])
+    with s.client() as c:
+        assert c.greeting.first == "220 other.example ESMTP postel"
+        r = c.ehlo()
+        assert r.lines[0] == "250-other.example Hello client.test"
+        assert "250-SIZE 12345" in r.lines
+        assert c.cmd("VRFY bob").code == 250
+        assert c.cmd("EXPN crew").code == 250
+
+
+def test_later_setting_wins(make_server):
+    s = make_server(extra=["max_recipients = 1", "max_recipients = 2"])
+    with s.client() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<a@example.org>", 250)
+        c.expect("RCPT TO:<alice@localhost>", 250)
+        c.expect("RCPT TO:<bob@localhost>", 250)
+        assert c.cmd("RCPT TO:<carol@localhost>").code == 452
+
+
+def test_relay_networks_allow_relaying(make_server):
+    s = make_server(extra=["relay_networks = 127.0.0.0/8"])
+    with s.client() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<a@example.org>", 250)
+        c.expect("RCPT TO:<someone@remote.example>", 250)
+        c.expect("RCPT TO:<x@[192.0.2.1]>", 250)
+        c.expect("RSET", 250)
+
+
+def test_log_debug(make_server):
+    s = make_server(extra=["log_debug = on"])
+    with s.client() as c:
+        c.ehlo()
+    assert s.wait_log(r"sid=\w+ connect from \[127\.0\.0\.1\] trusted")

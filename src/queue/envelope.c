@@ -14,6 +14,8 @@
 #define ENV_MAGIC "postel-envelope 1\n"
 #define ST_MAGIC "postel-status 1\n"
 #define ENV_FIELD_MAX 4096
+/* Times are seconds since 1970; anything past year 10000 is not a time we wrote. */
+#define ENV_TIME_MAX 253402300799ULL
 
 static int put_xtext(struct buf *b, const char *s)
 {
@@ -174,7 +176,7 @@ int env_decode(const char *p, size_t n, struct env_msg *m, char *err, size_t err
                     goto bad;
             have_id = true;
         } else if (word_is(w[0], wl[0], "arrival") && k == 2) {
-            if (get_num(w[1], wl[1], &v) == -1)
+            if (get_num(w[1], wl[1], &v) == -1 || v > ENV_TIME_MAX)
                 goto bad;
             m->arrival = (time_t)v;
         } else if (word_is(w[0], wl[0], "sender") && k == 2 && !have_sender) {
@@ -297,7 +299,8 @@ int env_status_decode(const char *p, size_t n, struct env_msg *m, char *err, siz
         if (split(line, len, w, wl, 9) != 9 || !word_is(w[0], wl[0], "st") ||
             get_num(w[1], wl[1], &idx) == -1 || idx >= m->nrcpt || wl[2] != 1 ||
             get_num(w[3], wl[3], &att) == -1 || att > 1000000 ||
-            get_num(w[4], wl[4], &next) == -1 || get_num(w[5], wl[5], &flags) == -1) {
+            get_num(w[4], wl[4], &next) == -1 || next > ENV_TIME_MAX ||
+            get_num(w[5], wl[5], &flags) == -1) {
             snprintf(err, errsz, "bad status record");
             return -1;
         }

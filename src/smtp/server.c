@@ -655,6 +655,18 @@ static bool name_ok(const char *s)
     return true;
 }
 
+/* Split and check a VRFY/EXPN argument; false (after a 501) when it is not a name. */
+static bool lookup_arg(struct smtp_server *s, const struct smtp_cmd *c, const char *syntax,
+    char *local, size_t lsz, char *domain, size_t dsz, struct srv_out *out)
+{
+    lookup_name(c->arg, c->arglen, local, lsz, domain, dsz);
+    if (!name_ok(local) || (domain[0] && !name_ok(domain))) {
+        error_reply(s, out, 501, "5.5.4", syntax);
+        return false;
+    }
+    return true;
+}
+
 static void do_vrfy(struct smtp_server *s, const struct smtp_cmd *c, struct srv_out *out)
 {
     if (arg_empty(c->arg, c->arglen)) {
@@ -668,11 +680,9 @@ static void do_vrfy(struct smtp_server *s, const struct smtp_cmd *c, struct srv_
         return;
     }
     char local[SMTP_LOCAL_MAX * 2 + 1], domain[SMTP_DOMAIN_MAX + 1];
-    lookup_name(c->arg, c->arglen, local, sizeof local, domain, sizeof domain);
-    if (!name_ok(local) || (domain[0] && !name_ok(domain))) {
-        error_reply(s, out, 501, "5.5.4", "Syntax: VRFY address");
+    if (!lookup_arg(s, c, "Syntax: VRFY address", local, sizeof local, domain, sizeof domain,
+            out))
         return;
-    }
     if (domain[0] && !conf_is_local_domain(s->conf, domain)) {
         reply(s, out, 252, "2.1.5", "Cannot VRFY non-local address, but will attempt delivery");
         return;
@@ -698,11 +708,9 @@ static void do_expn(struct smtp_server *s, const struct smtp_cmd *c, struct srv_
         return;
     }
     char local[SMTP_LOCAL_MAX * 2 + 1], domain[SMTP_DOMAIN_MAX + 1];
-    lookup_name(c->arg, c->arglen, local, sizeof local, domain, sizeof domain);
-    if (!name_ok(local) || (domain[0] && !name_ok(domain))) {
-        error_reply(s, out, 501, "5.5.4", "Syntax: EXPN name");
+    if (!lookup_arg(s, c, "Syntax: EXPN name", local, sizeof local, domain, sizeof domain,
+            out))
         return;
-    }
     if (domain[0] && !conf_is_local_domain(s->conf, domain)) {
         reply(s, out, 550, "5.1.2", "<%s@%s>: not a local address", local, domain);
         return;

@@ -819,8 +819,24 @@ void remote_free(struct remote *rm)
             fail_open(s, CLI_R_TEMP, "4.3.2", "delivery interrupted by shutdown");
             req_finish(s);
         }
-        s->dest->head = NULL;
         session_free(s);
+    }
+    /* Requests still waiting for a connection end the same way: their owners record the
+     * outcome and free them (dropping them leaked them and their message's round). */
+    for (struct dest *d = rm->dests; d; d = d->next) {
+        while (d->head) {
+            struct remote_req *r = d->head;
+            d->head = r->next;
+            for (size_t i = 0; i < r->msg.nrcpt; i++) {
+                memset(&r->res[i], 0, sizeof r->res[i]);
+                r->res[i].kind = CLI_R_TEMP;
+                str_copy(r->res[i].status, sizeof r->res[i].status, "4.3.2");
+                str_copy(r->res[i].reply, sizeof r->res[i].reply,
+                    "delivery interrupted by shutdown");
+            }
+            r->done(r);
+        }
+        d->tail = NULL;
     }
     while (rm->dests) {
         struct dest *d = rm->dests;

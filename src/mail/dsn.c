@@ -585,7 +585,16 @@ static void status_part(struct ctx *c, struct w *w)
         w_printf(w, "Action: %s\n", action_word(r->action));
         char st[STATUS_SZ];
         w_printf(w, "Status: %s\n", status_of(r, st));
-        field_clean(c, w, "Remote-MTA", "dns; ", r->remote_mta, CLEAN_TEXT);
+        /* RFC 3464 2.3.5: a "dns" Remote-MTA is a host name; the "host[address]" form of
+         * our logs (and of the text part) keeps the name only here */
+        char mta[HOST_MAX + 1];
+        const char *rm = r->remote_mta;
+        const char *lb = rm != NULL ? strrchr(rm, '[') : NULL;
+        if (lb != NULL && lb > rm && rm[strlen(rm) - 1] == ']') {
+            (void)str_ncopy(mta, sizeof mta, rm, (size_t)(lb - rm));
+            rm = mta;
+        }
+        field_clean(c, w, "Remote-MTA", "dns; ", rm, CLEAN_TEXT);
         if (r->diagnostic != NULL) {
             /* "smtp" only for what looks like a reply; local errors get our own type */
             const char *d = r->diagnostic;

@@ -120,6 +120,7 @@ static void qmsg_free(struct qmsg *m)
     if (m->trace_done)
         m->trace_done(m->trace_arg);
     free(m->lout);
+    aliases_free(m->aliases);   /* still held if a round was cut short by shutdown */
     env_free(&m->env);
     buf_free(&m->content);
     free(m->act);
@@ -141,8 +142,10 @@ static unsigned backoff(const struct conf *c, unsigned attempts)
 
 static void set_str(char **dst, const char *v)
 {
+    /* copy first: v may be *dst itself (expiry keeps the last host) */
+    char *n = v && v[0] ? xstrdup(v) : NULL;
     free(*dst);
-    *dst = v && v[0] ? xstrdup(v) : NULL;
+    *dst = n;
 }
 
 static void keep_created(struct qmsg *m, struct env_msg *e)

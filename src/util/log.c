@@ -35,10 +35,26 @@ enum log_level log_get_level(void)
 
 static void log_emit(enum log_level lvl, const char *fmt, va_list ap, const char *err)
 {
-    char msg[2048];
-    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    char raw[2048], msg[2048 * 4];
+    int n = vsnprintf(raw, sizeof raw, fmt, ap);
     if (n < 0)
         return;
+    /* A log line can never be forged or carry terminal controls, whatever a peer sent:
+     * every octet outside printable ASCII is written as \xHH. */
+    size_t rl = (size_t)n < sizeof raw ? (size_t)n : sizeof raw - 1, o = 0;
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < rl && o + 5 < sizeof msg; i++) {
+        unsigned char c = (unsigned char)raw[i];
+        if (c >= 0x20 && c < 0x7f) {
+            msg[o++] = (char)c;
+        } else {
+            msg[o++] = '\\';
+            msg[o++] = 'x';
+            msg[o++] = hex[c >> 4];
+            msg[o++] = hex[c & 15];
+        }
+    }
+    msg[o] = '\0';
     if (log_syslog) {
         static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
         if (err)
@@ -54,7 +70,7 @@ static void log_emit(enum log_level lvl, const char *fmt, va_list ap, const char
     char stamp[32];
     strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
     static const char *tag[] = { "error: ", "warning: ", "", "debug: " };
-    char line[2300];
+    char line[sizeof msg + 256];
     int m = snprintf(line, sizeof line, "%s.%03ld %s[%ld]: %s%s%s%s\n", stamp,
         ts.tv_nsec / 1000000, log_prog, (long)getpid(), tag[lvl], msg, err ? ": " : "",
         err ? err : "");

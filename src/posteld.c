@@ -35,7 +35,8 @@
 
 struct daemon {
     struct event_base *base;
-    const struct conf *conf;
+    struct conf *conf;          /* the current configuration (the daemon's reference) */
+    struct remote *remote;
     struct spool *spool;
     struct tpool *wq;
     struct smtpd *smtpd;
@@ -48,6 +49,7 @@ struct daemon {
     bool pickup_busy;
     struct env_msg *picked;
     size_t npicked;
+    struct conf *pickup_conf;   /* the configuration a scan runs with (a reference) */
 };
 
 #define PICKUP_EVERY 5
@@ -58,7 +60,7 @@ static gid_t chown_gid;
 static void pickup_run(struct tpool_job *j)
 {
     struct daemon *dm = (struct daemon *)((char *)j - offsetof(struct daemon, pickup_job));
-    dm->npicked = pickup_scan(dm->conf, dm->spool, &dm->picked);
+    dm->npicked = pickup_scan(dm->pickup_conf, dm->spool, &dm->picked);
 }
 
 static void pickup_done(struct tpool_job *j)
@@ -70,6 +72,8 @@ static void pickup_done(struct tpool_job *j)
     dm->picked = NULL;
     dm->npicked = 0;
     dm->pickup_busy = false;
+    conf_free(dm->pickup_conf);
+    dm->pickup_conf = NULL;
 }
 
 static void on_pickup_timer(evutil_socket_t fd, short what, void *arg)
@@ -80,6 +84,7 @@ static void on_pickup_timer(evutil_socket_t fd, short what, void *arg)
     if (dm->pickup_busy || dm->stop_check)
         return;
     dm->pickup_busy = true;
+    dm->pickup_conf = conf_ref(dm->conf);
     dm->pickup_job.fn = pickup_run;
     dm->pickup_job.done = pickup_done;
     tpool_submit(dm->wq, &dm->pickup_job);
@@ -120,6 +125,18 @@ static void on_stop_check(evutil_socket_t fd, short what, void *arg)
     /* Give sessions up to 5 s to flush their 421 and finish a commit in flight. */
     if (smtpd_sessions(dm->smtpd) == 0 || ++dm->stop_ticks > 50)
         event_base_loopbreak(dm->base);
+}
+
+/* RELOAD: the new configuration for everything that starts from now on. */
+static void on_reload(void *arg, struct conf *nc)
+{
+    struct daemon *dm = arg;
+    struct conf *old = dm->conf;
+    dm->conf = nc;
+    smtpd_set_conf(dm->smtpd, nc);
+    qmgr_set_conf(dm->qmgr, nc);
+    remote_set_conf(dm->remote, nc);
+    conf_free(old);
 }
 
 static SSL_CTX *make_server_tls(const struct conf *c, bool at_start, char *err, size_t errsz)
@@ -267,6 +284,7 @@ int main(int argc, char **argv)
     if (client_tls == NULL)
         log_warnx("outbound TLS unavailable: %s", err);
     struct remote *rm = remote_new(dm.base, dns, conf, client_tls);
+    dm.remote = rm;
     dm.qmgr = qmgr_new(dm.base, deliver_wq, sp, conf, rm);
     SSL_CTX *server_tls = make_server_tls(conf, true, err, sizeof err);
     struct auth_db *authdb = NULL;
@@ -289,7 +307,7 @@ int main(int argc, char **argv)
     struct control_deps cd = {
         .base = dm.base, .conf = conf, .conf_file = file, .smtpd = dm.smtpd,
         .qmgr = dm.qmgr, .spool = sp, .wq = deliver_wq, .dns = dns, .remote = rm,
-        .started = time(NULL),
+        .started = time(NULL), .reload = on_reload, .reload_arg = &dm,
     };
     struct control *ctl = control_new(&cd, ctlpath);
     /* Ports are bound and keys read: from here on, no root. */
@@ -336,7 +354,7 @@ int main(int argc, char **argv)
     event_base_free(dm.base);
     spool_close(sp);
     fsx_cleanup();
-    conf_free(conf);
+    conf_free(dm.conf);
     log_info("postel stopped");
     return 0;
 }

@@ -36,7 +36,7 @@ static void usage(FILE *f)
         "  queue flush [DOMAIN]       retry deferred mail now (of one domain)\n"
         "  queue hold ID | release ID | delete ID | bounce ID\n"
         "  status                     the daemon's counters\n"
-        "  reload                     re-read the aliases\n"
+        "  reload                     re-read the configuration and aliases\n"
         "  verify ADDRESS...          how each address would be delivered\n"
         "  check-config [-f FILE]     print the effective configuration\n"
         "  log [-l FILE] ID           every log line of a queue id\n"

@@ -155,9 +155,15 @@ static void free_list(char **v, size_t n)
     free(v);
 }
 
+struct conf *conf_ref(struct conf *c)
+{
+    __atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+    return c;
+}
+
 void conf_free(struct conf *c)
 {
-    if (c == NULL)
+    if (c == NULL || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
     free(c->hostname);
     free(c->spool_dir);
@@ -402,6 +408,7 @@ static char *trim(char *s)
 struct conf *conf_parse(const char *text, size_t n, const char *origin, char *err, size_t errsz)
 {
     struct conf *c = xcalloc(1, sizeof *c);
+    c->refs = 1;
     set_defaults(c);
     struct buf inline_aliases;
     buf_init(&inline_aliases, 0);
@@ -623,4 +630,50 @@ bool conf_is_local_user(const struct conf *c, const char *name)
         if (strcasecmp(c->local_users[i], name) == 0)
             return true;
     return false;
+}
+
+static bool str_same(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
+}
+
+static void keep_str(char **dst, const char *old)
+{
+    free(*dst);
+    *dst = old ? xstrdup(old) : NULL;
+}
+
+void conf_keep_static(struct conf *c, const struct conf *old, char *changed, size_t csz)
+{
+    struct buf b;
+    buf_init(&b, 0);
+#define KEEP_SET(f) do { \
+        if (memcmp(&c->f, &old->f, sizeof c->f) != 0) \
+            buf_printf(&b, "%s" #f, b.len ? " " : ""); \
+        c->f = old->f; \
+    } while (0)
+#define KEEP_STR(f) do { \
+        if (!str_same(c->f, old->f)) \
+            buf_printf(&b, "%s" #f, b.len ? " " : ""); \
+        keep_str(&c->f, old->f); \
+    } while (0)
+    KEEP_SET(listen);
+    KEEP_SET(submission);
+    KEEP_SET(smtps);
+    KEEP_SET(workers);
+    KEEP_SET(tls);
+    KEEP_STR(spool_dir);
+    KEEP_STR(mail_dir);
+    KEEP_STR(user);
+    KEEP_STR(dns_servers);
+    KEEP_STR(tls_cert);
+    KEEP_STR(tls_key);
+    KEEP_STR(tls_ca_file);
+    KEEP_STR(auth_passwd_file);
+    KEEP_STR(sender_login_file);
+    KEEP_STR(control_socket);
+#undef KEEP_SET
+#undef KEEP_STR
+    snprintf(changed, csz, "%s", b.len ? buf_cstr(&b) : "");
+    buf_free(&b);
 }

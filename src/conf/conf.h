@@ -32,6 +32,7 @@ struct conf_listen_set {
 };
 
 struct conf {
+    unsigned refs;                      /* conf_ref()/conf_free(); atomic */
     char *hostname;                     /* our name in the greeting, EHLO and Received */
     struct conf_listen_set listen;      /* SMTP (port 25): STARTTLS offered */
     struct conf_listen_set submission;  /* port 587: STARTTLS, AUTH required */
@@ -100,7 +101,18 @@ extern const char conf_default_text[];
 struct conf *conf_parse(const char *text, size_t n, const char *origin, char *err, size_t errsz);
 /* Read and parse a file; NULL with the message in err. */
 struct conf *conf_load(const char *path, char *err, size_t errsz);
+/* Drop a reference; the last one frees. A session or delivery round holds a reference to
+ * the configuration it started with, so a reload never changes it under their feet. */
 void conf_free(struct conf *c);
+/* Take a reference. Returns c. */
+struct conf *conf_ref(struct conf *c);
+/*
+ * After a reload: the settings that only take effect at start (listeners, directories,
+ * user, workers, resolvers, TLS files, AUTH files, control socket) are copied from old
+ * into c, so the running daemon stays consistent. Writes the names of those that differ
+ * (space separated) into changed, "" if none.
+ */
+void conf_keep_static(struct conf *c, const struct conf *old, char *changed, size_t csz);
 /* Print the effective settings in the file syntax. */
 void conf_print(const struct conf *c, FILE *f);
 

@@ -779,6 +779,11 @@ static void session_take_next(struct session *s)
     }
 }
 
+void remote_set_conf(struct remote *rm, const struct conf *conf)
+{
+    rm->conf = conf;
+}
+
 void remote_send(struct remote *rm, struct remote_req *req)
 {
     req->rm = rm;

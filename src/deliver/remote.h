@@ -54,6 +54,8 @@ struct remote_req {
 /* client_tls: the outbound TLS context (kept, not owned), or NULL: never STARTTLS. */
 struct remote *remote_new(struct event_base *base, struct dns *dns, const struct conf *conf,
     SSL_CTX *client_tls);
+/* Use conf from now on (a reload; the caller keeps it alive while it is in use here). */
+void remote_set_conf(struct remote *rm, const struct conf *conf);
 /* Deliver req (asynchronously; req->done runs on the loop when every result is final). */
 void remote_send(struct remote *rm, struct remote_req *req);
 /* Outbound connections open now. */

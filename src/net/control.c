@@ -63,6 +63,7 @@ struct creq {
     struct buf out;             /* a worker's answer */
     struct aliases *al;         /* VERIFY: the table in use (a reference) */
     struct conf *newconf;       /* RELOAD: parsed on a worker */
+    struct conf *conf;          /* VERIFY: the configuration in use (a reference) */
     struct creq *prev, *next;
 };
 
@@ -79,6 +80,8 @@ static void creq_free(struct creq *r)
     if (r->bev)
         bufferevent_free(r->bev);
     buf_free(&r->out);
+    conf_free(r->conf);
+    conf_free(r->newconf);
     free(r);
 }
 
@@ -226,7 +229,7 @@ static bool is_local_cb(const char *domain, void *ctx)
 static void verify_job(struct tpool_job *j)
 {
     struct creq *r = (struct creq *)((char *)j - offsetof(struct creq, job));
-    const struct conf *c = r->ctl->d.conf;
+    const struct conf *c = r->conf;
     const struct aliases *al = r->al;
     char local[SMTP_LOCAL_MAX * 2 + 3];
     str_copy(local, sizeof local, r->arg);
@@ -274,8 +277,7 @@ static void reload_job(struct tpool_job *j)
     if (r->newconf == NULL)
         buf_printf(&r->out, "ERR %s", err);
     else
-        buf_printf(&r->out, "OK aliases reloaded (%zu); other settings take a restart",
-            aliases_count(r->newconf->aliases));
+        buf_printf(&r->out, "OK");
 }
 
 static void job_done(struct tpool_job *j)
@@ -284,15 +286,23 @@ static void job_done(struct tpool_job *j)
     r->busy = false;
     aliases_free(r->al);
     r->al = NULL;
+    conf_free(r->conf);
+    r->conf = NULL;
     if (r->newconf) {
-        /* RELOAD: swap the aliases on the loop; rounds in flight keep their reference. */
-        struct conf *c = r->ctl->d.conf;
-        struct aliases *old = c->aliases;
-        c->aliases = r->newconf->aliases;
-        r->newconf->aliases = old;
-        conf_free(r->newconf);
+        /* RELOAD: settings read only at start stay as they are; the rest takes effect for
+         * new sessions and rounds. */
+        struct control *ctl = r->ctl;
+        char changed[600];
+        conf_keep_static(r->newconf, ctl->d.conf, changed, sizeof changed);
+        struct conf *nc = r->newconf;
         r->newconf = NULL;
-        log_info("aliases reloaded: %zu entries", aliases_count(c->aliases));
+        ctl->d.conf = nc;
+        ctl->d.reload(ctl->d.reload_arg, nc);
+        log_info("configuration reloaded: %zu aliases%s%s", aliases_count(nc->aliases),
+            changed[0] ? "; these take a restart: " : "", changed);
+        buf_reset(&r->out);
+        buf_printf(&r->out, "OK configuration reloaded%s%s", changed[0] ?
+            "; these take a restart: " : "", changed);
     }
     if (r->dead) {
         creq_free(r);
@@ -360,6 +370,7 @@ static void do_verify(struct creq *r, const char *a)
     }
     if (p.postmaster || (strchr(a, '@') == NULL) || conf_is_local_domain(c, p.domain)) {
         str_copy(r->arg, sizeof r->arg, p.postmaster ? "postmaster" : p.local);
+        r->conf = conf_ref(r->ctl->d.conf);
         r->al = aliases_ref(c->aliases);
         run_job(r, verify_job);
         return;

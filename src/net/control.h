@@ -33,7 +33,9 @@
  *   STATUS                data lines "key value": version, uptime (seconds), sessions,
  *                         queue (messages), active (delivery rounds running),
  *                         outbound_connections
- *   RELOAD                re-read the configuration and aliases
+ *   RELOAD                re-read the configuration file and its aliases: new sessions and
+ *                         delivery rounds use them, open ones finish with the old ones;
+ *                         "OK ..." names the settings that only a restart changes
  *   VERIFY ADDRESS        how ADDRESS would be delivered, as data lines:
  *                         "alias NAME -> TARGETS", "local MAILBOX", "forward ADDRESS",
  *                         "remote DOMAIN [via relayhost HOST]", "address HOST IP" (in the
@@ -70,6 +72,9 @@ struct control_deps {
     struct dns *dns;
     struct remote *remote;
     time_t started;
+    /* RELOAD: make newconf the daemon's configuration (the callee takes its reference). */
+    void (*reload)(void *arg, struct conf *newconf);
+    void *reload_arg;
 };
 
 /* Listen on path (a stale socket file is replaced). Returns NULL on failure (logged). */

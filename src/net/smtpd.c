@@ -103,7 +103,7 @@ struct conn {
 
 struct smtpd {
     struct event_base *base;
-    const struct conf *conf;
+    struct conf *conf;          /* the current configuration (a reference) */
     struct spool *sp;
     struct tpool *wq;
     struct qmgr *qm;
@@ -343,6 +343,7 @@ static void conn_free(struct conn *c)
     if (c->bev)
         bufferevent_free(c->bev);
     srv_free(&c->srv);
+    conf_free((struct conf *)c->srv.conf);
     if (c->job) {
         buf_free(&c->job->head);
         buf_free(&c->job->data);
@@ -933,7 +934,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     c->kind = ln->kind;
     c->last_mode = SRV_IN_NONE;
     bool relay = cidr_list_match(&cf->relay_networks, sa);
-    srv_init(&c->srv, cf, &d->env, ip, relay);
+    /* the session keeps the configuration it started with, across reloads */
+    srv_init(&c->srv, conf_ref(d->conf), &d->env, ip, relay);
     c->srv.tls_offer = d->tls != NULL && cf->tls && ln->kind != LK_SMTPS;
     c->srv.auth_offer = d->authdb != NULL;
     c->srv.auth_plaintext = cf->auth_plaintext && trusted;
@@ -1004,7 +1006,7 @@ void smtpd_adopt(struct smtpd *d, int fd, const char *user, bool trace_hold, con
     c->local = true;
     c->trace_hold = trace_hold;
     c->last_mode = SRV_IN_NONE;
-    srv_init(&c->srv, d->conf, &d->env, "127.0.0.1", true);
+    srv_init(&c->srv, conf_ref(d->conf), &d->env, "127.0.0.1", true);
     str_copy(c->srv.local_user, sizeof c->srv.local_user, user);
     c->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->next = d->conns;
@@ -1064,13 +1066,13 @@ static void bind_set(struct smtpd *d, const struct conf_listen_set *set, enum lk
     }
 }
 
-struct smtpd *smtpd_new(struct event_base *base, const struct conf *conf, struct spool *sp,
+struct smtpd *smtpd_new(struct event_base *base, struct conf *conf, struct spool *sp,
     struct tpool *wq, struct qmgr *qm, SSL_CTX *tls, struct auth_db *authdb,
     struct auth_senders *senders)
 {
     struct smtpd *d = xcalloc(1, sizeof *d);
     d->base = base;
-    d->conf = conf;
+    d->conf = conf_ref(conf);
     d->sp = sp;
     d->wq = wq;
     d->qm = qm;
@@ -1092,6 +1094,13 @@ struct smtpd *smtpd_new(struct event_base *base, const struct conf *conf, struct
     bind_set(d, &conf->submission, LK_SUBMISSION);
     bind_set(d, &conf->smtps, LK_SMTPS);
     return d;
+}
+
+void smtpd_set_conf(struct smtpd *d, struct conf *conf)
+{
+    struct conf *old = d->conf;
+    d->conf = conf_ref(conf);
+    conf_free(old);
 }
 
 void smtpd_set_tls(struct smtpd *d, SSL_CTX *tls)
@@ -1155,6 +1164,7 @@ void smtpd_free(struct smtpd *d)
     }
     buf_free(&d->replies);
     auth_throttle_free(d->throttle);
+    conf_free(d->conf);
     if (d->tls)
         SSL_CTX_free(d->tls);
     free(d);

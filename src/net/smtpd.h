@@ -24,9 +24,11 @@ typedef struct ssl_ctx_st SSL_CTX;
 /* Bind every listen address of conf (SMTP, submission, smtps). tls: the server context
  * (owned from now on) or NULL; authdb/senders: AUTH users and sender ownership, or NULL.
  * Aborts (startup) when a bind fails. */
-struct smtpd *smtpd_new(struct event_base *base, const struct conf *conf, struct spool *sp,
+struct smtpd *smtpd_new(struct event_base *base, struct conf *conf, struct spool *sp,
     struct tpool *wq, struct qmgr *qm, SSL_CTX *tls, struct auth_db *authdb,
     struct auth_senders *senders);
+/* New sessions use conf (a reload); open sessions keep theirs. */
+void smtpd_set_conf(struct smtpd *d, struct conf *conf);
 /* Replace the server TLS context (SIGHUP); the smtpd owns it from now on. */
 void smtpd_set_tls(struct smtpd *d, SSL_CTX *tls);
 /*

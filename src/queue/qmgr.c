@@ -74,6 +74,7 @@ struct qmsg {
     void *trace_arg;
     enum local_outcome *lout;   /* local outcomes of the round, for the trace */
     struct aliases *aliases;    /* the table this round expands with (a reference) */
+    struct conf *conf;          /* the configuration this round runs with (a reference) */
     struct qmsg *prev, *next;
 };
 
@@ -81,7 +82,7 @@ struct qmgr {
     struct event_base *base;
     struct tpool *wq;
     struct spool *sp;
-    const struct conf *conf;
+    struct conf *conf;          /* the current configuration (a reference) */
     struct remote *rm;
     struct qmsg *head;
     size_t count, busy;
@@ -93,13 +94,13 @@ static void schedule(struct qmsg *m);
 static void round_finish(struct qmsg *m);
 
 struct qmgr *qmgr_new(struct event_base *base, struct tpool *wq, struct spool *sp,
-    const struct conf *conf, struct remote *rm)
+    struct conf *conf, struct remote *rm)
 {
     struct qmgr *q = xcalloc(1, sizeof *q);
     q->base = base;
     q->wq = wq;
     q->sp = sp;
-    q->conf = conf;
+    q->conf = conf_ref(conf);
     q->rm = rm;
     pthread_mutex_init(&q->mu, NULL);
     return q;
@@ -121,6 +122,7 @@ static void qmsg_free(struct qmsg *m)
         m->trace_done(m->trace_arg);
     free(m->lout);
     aliases_free(m->aliases);   /* still held if a round was cut short by shutdown */
+    conf_free(m->conf);
     env_free(&m->env);
     buf_free(&m->content);
     free(m->act);
@@ -160,7 +162,7 @@ static void rcpt_outcome(struct qmsg *m, size_t i, enum env_rstate st, const cha
     const char *host, const char *reason, time_t now)
 {
     struct env_rcpt *r = &m->env.rcpts[i];
-    const struct conf *c = m->q->conf;
+    const struct conf *c = m->conf ? m->conf : m->q->conf;
     pthread_mutex_lock(&m->q->mu);
     set_str(&r->status, status);
     set_str(&r->host, host);
@@ -223,7 +225,7 @@ static void local_job(struct tpool_job *j)
             e->rcpts[i].next_try <= now)
             e->rcpts[i].attempts++;
     pthread_mutex_unlock(&q->mu);
-    local_deliver(q->conf, m->aliases, q->sp, e, m->content.p, m->content.len, now, out, why, &fwd);
+    local_deliver(m->conf, m->aliases, q->sp, e, m->content.p, m->content.len, now, out, why, &fwd);
     if (fwd.nrcpt > 0)
         keep_created(m, &fwd);
     for (size_t i = 0; i < e->nrcpt; i++) {
@@ -314,7 +316,7 @@ static const char *rcpt_dest(const struct conf *c, const char *addr)
 static void start_remote(struct qmsg *m)
 {
     struct qmgr *q = m->q;
-    const struct conf *c = q->conf;
+    const struct conf *c = m->conf;
     struct env_msg *e = &m->env;
     time_t now = time(NULL);
     bool *taken = xcalloc(e->nrcpt + 1, sizeof *taken);
@@ -411,7 +413,7 @@ static void finish_job(struct tpool_job *j)
 {
     struct qmsg *m = (struct qmsg *)((char *)j - offsetof(struct qmsg, job));
     struct qmgr *q = m->q;
-    const struct conf *c = q->conf;
+    const struct conf *c = m->conf;
     struct env_msg *e = &m->env;
     time_t now = time(NULL);
     if (m->finished)
@@ -497,6 +499,8 @@ static void finish_done(struct tpool_job *j)
     buf_free(&m->content);
     aliases_free(m->aliases);
     m->aliases = NULL;
+    conf_free(m->conf);
+    m->conf = NULL;
     if (m->trace_done) {
         qmgr_trace_done_fn done = m->trace_done;
         m->trace_done = NULL;
@@ -559,8 +563,9 @@ static void schedule(struct qmsg *m)
     for (size_t i = 0; i < m->env.nrcpt; i++)
         m->act[i] = NOTIFY_NONE;
     buf_init(&m->content, 0);
-    /* RELOAD may replace the table while this round runs on a worker. */
-    m->aliases = aliases_ref(m->q->conf->aliases);
+    /* RELOAD may replace the configuration and its aliases while this round runs. */
+    m->conf = conf_ref(m->q->conf);
+    m->aliases = aliases_ref(m->conf->aliases);
     m->job.fn = local_job;
     m->job.done = local_done;
     tpool_submit(m->q->wq, &m->job);
@@ -813,6 +818,13 @@ size_t qmgr_recover(struct qmgr *q)
     return loaded;
 }
 
+void qmgr_set_conf(struct qmgr *q, struct conf *conf)
+{
+    struct conf *old = q->conf;
+    q->conf = conf_ref(conf);
+    conf_free(old);
+}
+
 size_t qmgr_count(const struct qmgr *q)
 {
     return q->count;
@@ -830,5 +842,6 @@ void qmgr_free(struct qmgr *q)
     while (q->head)
         qmsg_free(q->head);
     pthread_mutex_destroy(&q->mu);
+    conf_free(q->conf);
     free(q);
 }

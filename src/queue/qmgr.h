@@ -23,7 +23,9 @@ struct remote;
 struct qmgr;
 
 struct qmgr *qmgr_new(struct event_base *base, struct tpool *wq, struct spool *sp,
-    const struct conf *conf, struct remote *rm);
+    struct conf *conf, struct remote *rm);
+/* Use conf for rounds that start from now on (a reload); rounds running keep theirs. */
+void qmgr_set_conf(struct qmgr *q, struct conf *conf);
 /* Take a committed message (ownership of m's contents moves to the queue manager). */
 void qmgr_add(struct qmgr *q, struct env_msg *m);
 /* The same; trace_hold: wait (at most QMGR_TRACE_WAIT seconds) for qmgr_trace(). */

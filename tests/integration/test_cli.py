@@ -453,11 +453,11 @@ def test_flush(bins, server):
 
 def test_newaliases_status_version_help(bins, server):
     r = run(bins / "newaliases", [], server)
-    assert r.returncode == 0 and "aliases reloaded" in r.out, r.err
+    assert r.returncode == 0 and "configuration reloaded" in r.out, r.err
     r = sendmail(bins, ["-bi"], server)
-    assert r.returncode == 0 and "aliases reloaded" in r.out
+    assert r.returncode == 0 and "configuration reloaded" in r.out
     r = postel(["reload"], server)
-    assert r.returncode == 0 and "aliases reloaded" in r.out
+    assert r.returncode == 0 and "configuration reloaded" in r.out
     r = postel(["status"], server)
     assert r.returncode == 0
     keys = [ln.split(" ", 1)[0] for ln in r.out.splitlines()]

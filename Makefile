@@ -83,7 +83,8 @@ integration: all
 
 # The integration suite's core once under valgrind (no invalid accesses, no definite leaks).
 VALGRIND_TESTS ?= tests/integration/test_basic.py tests/integration/test_extensions.py \
-                  tests/integration/test_aliases.py
+                  tests/integration/test_aliases.py tests/integration/test_relay.py \
+                  tests/integration/test_reload.py tests/integration/test_etrn.py
 valgrind: all
 	POSTEL_BUILD=$(BUILD) POSTEL_VALGRIND=1 /usr/bin/python3 -m pytest -q $(VALGRIND_TESTS)
 

@@ -454,6 +454,13 @@ static void dispatch(struct creq *r, char *req, const char *rest, size_t restlen
         line(r, "queue %zu", qmgr_count(ctl->d.qmgr));
         line(r, "active %zu", qmgr_busy(ctl->d.qmgr));
         line(r, "outbound_connections %zu", remote_active(ctl->d.remote));
+        struct qmgr_stats st;
+        qmgr_get_stats(ctl->d.qmgr, &st);
+        line(r, "held %zu", st.held);
+        line(r, "received %llu", smtpd_received(ctl->d.smtpd));
+        line(r, "delivered %llu", st.delivered);
+        line(r, "bounced %llu", st.failed);
+        line(r, "deferred %llu", st.deferred);
         finish(r, "OK");
         return;
     }

@@ -32,7 +32,8 @@
  *   BOUNCE ID             fail every pending recipient, with a report to the sender
  *   STATUS                data lines "key value": version, uptime (seconds), sessions,
  *                         queue (messages), active (delivery rounds running),
- *                         outbound_connections
+ *                         outbound_connections, held (messages), and since start: received
+ *                         (messages), delivered, bounced, deferred (recipient outcomes)
  *   RELOAD                re-read the configuration file and its aliases: new sessions and
  *                         delivery rounds use them, open ones finish with the old ones;
  *                         "OK ..." names the settings that only a restart changes

@@ -114,6 +114,7 @@ struct smtpd {
     struct auth_db *authdb;     /* NULL: no AUTH */
     struct auth_senders *senders;
     struct auth_throttle *throttle;
+    unsigned long long received;    /* messages queued since start */
     struct conn *conns;
     size_t nconns;
     unsigned next_sid;
@@ -440,8 +441,10 @@ static void job_done(struct tpool_job *w)
         }
         srv_commit_done(&c->srv, res, &out);
         conn_send(c, &out);
-        if (j->result == 0)
+        if (j->result == 0) {
+            d->received++;
             qmgr_add_ex(d->qm, &m, c->trace_hold);
+        }
     }
     if (!c->closing)
         bufferevent_enable(c->bev, EV_READ);
@@ -1134,6 +1137,11 @@ void smtpd_shutdown(struct smtpd *d)
         conn_send(c, &out);
         conn_close(c);
     }
+}
+
+unsigned long long smtpd_received(const struct smtpd *d)
+{
+    return d->received;
 }
 
 size_t smtpd_sessions(const struct smtpd *d)

@@ -42,6 +42,8 @@ void smtpd_adopt(struct smtpd *d, int fd, const char *user, bool trace_hold, con
 /* Stop accepting; tell idle sessions 421 and close them; sessions in the middle of a
  * commit finish it first. */
 void smtpd_shutdown(struct smtpd *d);
+/* Messages received over SMTP (and the control socket) since start. */
+unsigned long long smtpd_received(const struct smtpd *d);
 /* Open sessions. */
 size_t smtpd_sessions(const struct smtpd *d);
 void smtpd_free(struct smtpd *d);

@@ -88,6 +88,7 @@ struct qmgr {
     size_t count, busy;
     /* Workers write recipient states while the loop may list them: this guards both. */
     pthread_mutex_t mu;
+    struct qmgr_stats stats;    /* guarded by mu */
 };
 
 static void schedule(struct qmsg *m);
@@ -169,10 +170,15 @@ static void rcpt_outcome(struct qmsg *m, size_t i, enum env_rstate st, const cha
     set_str(&r->reason, reason);
     if (st == ENV_R_PENDING) {
         r->next_try = now + backoff(c, r->attempts);
+        m->q->stats.deferred++;
         pthread_mutex_unlock(&m->q->mu);
         return;
     }
     r->state = st;
+    if (st == ENV_R_DELIVERED)
+        m->q->stats.delivered++;
+    else
+        m->q->stats.failed++;
     pthread_mutex_unlock(&m->q->mu);
     unsigned want = st == ENV_R_FAILED ? SMTP_NOTIFY_FAILURE : SMTP_NOTIFY_SUCCESS;
     /* Failures are reported unless NOTIFY says otherwise (RFC 3461 4.1); successes only
@@ -816,6 +822,17 @@ size_t qmgr_recover(struct qmgr *q)
     }
     free(ids);
     return loaded;
+}
+
+void qmgr_get_stats(struct qmgr *q, struct qmgr_stats *out)
+{
+    pthread_mutex_lock(&q->mu);
+    *out = q->stats;
+    pthread_mutex_unlock(&q->mu);
+    size_t held = 0;
+    for (struct qmsg *m = q->head; m; m = m->next)
+        held += m->env.held;
+    out->held = held;
 }
 
 void qmgr_set_conf(struct qmgr *q, struct conf *conf)

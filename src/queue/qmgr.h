@@ -24,6 +24,12 @@ struct qmgr;
 
 struct qmgr *qmgr_new(struct event_base *base, struct tpool *wq, struct spool *sp,
     struct conf *conf, struct remote *rm);
+/* Counters since start (recipients), for `postel status`. */
+struct qmgr_stats {
+    unsigned long long delivered, failed, deferred;
+    size_t held;                /* messages held now */
+};
+void qmgr_get_stats(struct qmgr *q, struct qmgr_stats *out);
 /* Use conf for rounds that start from now on (a reload); rounds running keep theirs. */
 void qmgr_set_conf(struct qmgr *q, struct conf *conf);
 /* Take a committed message (ownership of m's contents moves to the queue manager). */

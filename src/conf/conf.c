@@ -81,6 +81,8 @@ static const struct ckey keys[] = {
         "connections per client address" },
     { "max_line_length", CT_COUNT, OFF(max_line_length),
         "message text line length, octets without CRLF" },
+    { "max_hops", CT_COUNT, OFF(max_hops),
+        "Received headers after which a message is a mail loop (bounced 5.4.6)" },
     { "timeout_command", CT_TIME, OFF(timeout_command), "waiting for a command" },
     { "timeout_data", CT_TIME, OFF(timeout_data), "waiting for message content" },
     { "greet_pause", CT_MS, OFF(greet_pause_ms), "delay before the greeting" },
@@ -126,6 +128,7 @@ static void set_defaults(struct conf *c)
     c->max_connections = 15000;
     c->max_connections_per_ip = 50;
     c->max_line_length = 998;
+    c->max_hops = 50;
     c->timeout_command = 300;
     c->timeout_data = 300;
     c->greet_pause_ms = 1000;

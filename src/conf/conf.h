@@ -55,6 +55,7 @@ struct conf {
     size_t max_connections;             /* in total */
     size_t max_connections_per_ip;      /* per client address, untrusted clients */
     size_t max_line_length;             /* message text line, octets without CRLF */
+    size_t max_hops;                    /* Received headers before a message is a loop */
     unsigned timeout_command;           /* seconds: waiting for a command */
     unsigned timeout_data;              /* seconds: waiting for DATA/BDAT content */
     unsigned greet_pause_ms;            /* delay before the greeting, untrusted clients */

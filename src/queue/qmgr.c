@@ -187,6 +187,23 @@ static void rcpt_outcome(struct qmsg *m, size_t i, enum env_rstate st, const cha
         m->act[i] = st == ENV_R_FAILED ? DSN_FAILED : DSN_DELIVERED;
 }
 
+/* Received: header fields in the header block of a message (LF line ends). */
+static size_t count_hops(const char *p, size_t n)
+{
+    size_t hops = 0;
+    const char *e = p + n;
+    while (p < e) {
+        const char *nl = memchr(p, '\n', (size_t)(e - p));
+        size_t l = nl ? (size_t)(nl - p) : (size_t)(e - p);
+        if (l == 0)
+            break;
+        if (l >= 9 && strncasecmp(p, "Received:", 9) == 0)
+            hops++;
+        p += l + 1;
+    }
+    return hops;
+}
+
 /* ---- round, step 1: local deliveries on a worker ---- */
 
 static void local_job(struct tpool_job *j)
@@ -212,6 +229,20 @@ static void local_job(struct tpool_job *j)
     }
     env_free(&disk);
     e->size = m->content.len;
+    size_t hops = count_hops(m->content.p ? m->content.p : "", m->content.len);
+    if (hops > m->conf->max_hops) {
+        /* A mail loop (RFC 5321 6.3): stop it here with a report. */
+        char why[200];
+        snprintf(why, sizeof why, "mail loop: %zu Received headers (limit %zu)", hops,
+            m->conf->max_hops);
+        for (size_t i = 0; i < e->nrcpt; i++) {
+            if (e->rcpts[i].state != ENV_R_PENDING)
+                continue;
+            log_info("%s to=<%s> status=bounced dsn=5.4.6 reason=\"%s\"", e->id,
+                e->rcpts[i].addr, why);
+            rcpt_outcome(m, i, ENV_R_FAILED, "5.4.6", NULL, why, now);
+        }
+    }
     enum local_outcome *out = xcalloc(e->nrcpt + 1, sizeof *out);
     char **why = xcalloc(e->nrcpt + 1, sizeof *why);
     struct env_msg fwd;

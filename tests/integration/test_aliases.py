@@ -279,3 +279,21 @@ def test_expn_on(server):
         assert r.code == 550 and r.first.startswith("550 5.1.1"), r
         r = c.cmd("EXPN")
         assert r.code == 501, r
+
+
+def test_mail_loop_is_stopped_by_the_hop_limit(make_server):
+    """A message that has crossed too many hops (a forwarding loop between MTAs) is
+    bounced with 5.4.6 instead of going round for ever (RFC 5321 6.3)."""
+    srv = make_server(extra=["max_hops = 5"])
+    hops = "".join("Received: from hop%d.test by hop%d.test; Sun, 1 Jan 2026 00:00:00 +0000\r\n"
+                   % (i, i + 1) for i in range(5))
+    r = srv.send("alice@localhost", ["bob@localhost"], hops + "Subject: loop\r\n\r\nx\r\n")
+    assert r.code == 250, r
+    assert srv.wait_log(r"to=<bob@localhost> status=bounced dsn=5\.4\.6", 10)
+    assert srv.maildir("bob") == []
+    bounce = srv.maildir("alice", wait_for=1, timeout=10)
+    assert len(bounce) == 1 and "mail loop" in bounce[0].text
+    # one hop fewer goes through (ours makes the fifth)
+    ok = "".join(hops.splitlines(True)[:4])
+    assert srv.send("alice@localhost", ["bob@localhost"], ok + "Subject: fine\r\n\r\nx\r\n").code == 250
+    assert len(srv.maildir("bob", wait_for=1, timeout=10)) == 1

@@ -3,11 +3,18 @@
 
   load.py run --port P --to RCPT --maildir DIR/new --pid ROOTPID --sessions S
               --count N --label SERVER --out RESULTS [--size 2048] [--timeout 60]
-              [--clear] [--reuse]
-      Starts smtp-source, polls the Maildir until N new files are there, and
-      measures the server's CPU (ROOTPID with all its threads, its live descendants,
-      and the children it reaped), the machine's CPU and the disk's writes and
-      flushes.  Appends one JSON record to RESULTS; prints one line.
+              [--from SENDER] [--clear] [--reuse]
+  load.py run ... --sink-out FILE --sink-pid PID --sink-port PORT  (not --maildir)
+      Starts smtp-source, polls the Maildir until N new files are there (or, for
+      the relay runs, the counter that `smtp-sink -c` writes to FILE until N more
+      messages reached smtp-sink; with --sink-port also the sessions it saw), and measures the server's CPU (ROOTPID with all
+      its threads, its live descendants, and the children it reaped), the machine's
+      CPU and the disk's writes and flushes.  Appends one JSON record to RESULTS;
+      prints one line.
+
+  load.py listening PORT [--timeout 5]
+      Waits until something listens on 127.0.0.1:PORT (from /proc/net/tcp, without
+      connecting); exit 0 if it does.
 
   load.py fsync DIR [--n 200]
       Costs on this disk of one Maildir-style write of 2 KiB (create, write, fsync,
@@ -25,7 +32,8 @@
 
   load.py summary RESULTS
       Prints, for each server and session count, the details of the median run
-      (by delivered rate), then the comparison table and the limiting factors.
+      (by delivered rate), the same for the relay runs (by relayed rate), then the
+      comparison table and the limiting factors.
 
 Python 3 standard library only; reads /proc.  Every loop is bounded in time.
 """
@@ -169,6 +177,51 @@ def count_dir(path):
         return 0
 
 
+def sink_counts(path):
+    """(sessions, messages) that smtp-sink -c last reported in path.  It rewrites one
+    counter line "sess=S quit=Q mesg=M\\r" after every session end, QUIT and ".", and
+    flushes each; only complete lines (ending in \\r) are read."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 256))
+            tail = f.read().decode("ascii", "replace")
+    except OSError:
+        return 0, 0
+    for line in reversed(tail.split("\r")[:-1]):
+        kv = dict(w.split("=", 1) for w in line.split() if "=" in w)
+        try:
+            return int(kv["sess"]), int(kv["mesg"])
+        except (KeyError, ValueError):
+            continue
+    return 0, 0
+
+
+def sink_quiet(port, limit):
+    """Wait (at most limit seconds) until no connection to 127.0.0.1:port is open on
+    the receiving side (/proc/net/tcp: local port, state other than LISTEN and
+    TIME_WAIT).  smtp-sink counts a session when it ends, and Postfix keeps relay
+    connections open in its connection cache for a while (2 s idle by default):
+    this makes the session counts belong to the run that opened the sessions."""
+    want = ":%04X" % port
+    stop = time.monotonic() + limit
+    while True:
+        busy = 0
+        for line in (read("/proc/net/tcp") or "").splitlines()[1:]:
+            f = line.split()
+            if len(f) > 3 and f[1].endswith(want) and f[3] not in ("0A", "06"):
+                busy += 1
+        if busy == 0 or time.monotonic() > stop:
+            return busy
+        time.sleep(0.1)
+
+
+def pid_ticks(pid):
+    """utime+stime of one process (all its threads), 0 if it is gone."""
+    f = stat_fields("/proc/%d/stat" % pid) if pid else None
+    return int(f[13]) + int(f[14]) if f else 0
+
+
 def clear_dir(path):
     try:
         for e in os.scandir(path):
@@ -180,19 +233,34 @@ def clear_dir(path):
 # ------------------------------------------------------------------ run
 
 def cmd_run(a):
-    if a.clear:
-        clear_dir(a.maildir)
-    n0 = count_dir(a.maildir)
+    relay = a.sink_out is not None
+    if relay:
+        # the messages that reached smtp-sink (it runs through all relay runs)
+        def arrived():
+            return sink_counts(a.sink_out)[1]
+        where = a.sink_out
+    else:
+        if a.clear:
+            clear_dir(a.maildir)
+
+        def arrived():
+            return count_dir(a.maildir)
+        where = a.maildir
+    if relay and a.sink_port:
+        sink_quiet(a.sink_port, 5)
+    sess0 = sink_counts(a.sink_out)[0] if relay else 0
+    n0 = arrived()
     target = n0 + a.count
-    disk = disk_of(a.maildir)
+    disk = disk_of(where)
     argv = ["/usr/sbin/smtp-source", "-s", str(a.sessions), "-m", str(a.count),
-            "-l", str(a.size), "-f", "bench@bench.test", "-t", a.to, "-M", "bench.test",
+            "-l", str(a.size), "-f", a.sender, "-t", a.to, "-M", "bench.test",
             "127.0.0.1:%d" % a.port]
     if a.reuse:
         argv.insert(1, "-d")
-    errpath = "%s.%s.s%d.stderr" % (a.out, a.label, a.sessions)
+    errpath = "%s.%s.%ss%d.stderr" % (a.out, a.label, "relay." if relay else "", a.sessions)
     errf = open(errpath, "w")
 
+    sk0 = pid_ticks(a.sink_pid)
     u0, k0 = cpu_split(a.pid)
     c0 = components(a.pid)
     s0 = sys_cpu()
@@ -215,7 +283,7 @@ def cmd_run(a):
                 t_acc = now
                 rc = os.waitstatus_to_exitcode(status)
                 client_cpu = ru.ru_utime + ru.ru_stime
-        n = count_dir(a.maildir)
+        n = arrived()
         if n >= target and t_del is None:
             t_del = now
         if t_del is not None and rc is not None:
@@ -241,7 +309,13 @@ def cmd_run(a):
     s1 = sys_cpu()
     d1 = disk_stats(disk)
     me1 = resource.getrusage(resource.RUSAGE_SELF)
+    sk1 = pid_ticks(a.sink_pid)
     errf.close()
+    if relay:
+        n = arrived()
+        # after the measurement: let the server close its outbound connections
+        left = sink_quiet(a.sink_port, 5) if a.sink_port else -1
+        sess1 = sink_counts(a.sink_out)[0]
 
     delivered = n - n0
     wall_acc = max(t_acc - t0, 1e-6)
@@ -251,7 +325,8 @@ def cmd_run(a):
     comp = sorted(((c1[k][0] - c0.get(k, (0, True))[0], k, c1[k][1]) for k in c1),
                   reverse=True)
     rec = {
-        "kind": "run", "server": a.label, "sessions": a.sessions, "count": a.count,
+        "kind": "run", "mode": "relay" if relay else "local",
+        "server": a.label, "sessions": a.sessions, "count": a.count,
         "delivered": delivered, "rc": rc, "killed": killed,
         "ok": rc == 0 and delivered >= a.count and not killed,
         "wall_acc": wall_acc, "wall_del": wall_del,
@@ -268,24 +343,33 @@ def cmd_run(a):
         / (t_end + 0.3 - t0),
         "top": [[k, 100.0 * t / HZ / wall_del, single] for t, k, single in comp[:3] if t > 0],
         "stderr": (read(errpath) or "").strip().splitlines()[-3:],
+        # smtp-sink, the relay runs' receiving end (0 for the local runs)
+        "sink_pct": 100.0 * (sk1 - sk0) / HZ / (t_end + 0.3 - t0),
     }
-    # what neither the server, nor smtp-source, nor the poller used: the kernel's own
-    # threads (journal, writeback, softirq) and anything else running on the machine
+    if relay and left == 0:
+        # outbound SMTP sessions that smtp-sink saw, per message relayed: below 1
+        # means the server sent several messages over one connection
+        rec["out_sess"] = sess1 - sess0
+        rec["out_sess_per_msg"] = (sess1 - sess0) / max(delivered, 1)
+    # what neither the server, nor smtp-source, nor smtp-sink, nor the poller used: the
+    # kernel's own threads (journal, writeback, softirq) and anything else running
     rec["other_pct"] = max(0.0, rec["busy_pct"] - rec["srv_pct"] - rec["cli_pct"]
-                           - rec["self_pct"])
+                           - rec["sink_pct"] - rec["self_pct"])
     if d0 and d1:
         rec["writes_per_msg"] = (d1[0] - d0[0]) / max(delivered, 1)
         rec["flushes_per_msg"] = (d1[1] - d0[1]) / max(delivered, 1)
     with open(a.out, "a") as f:
         f.write(json.dumps(rec) + "\n")
-    print("  %-8s %3d %-8s %5d msgs, accepted %7.1f/s, delivered %7.1f/s, "
+    print("  %-8s %3d %-8s %5d msgs, accepted %7.1f/s, %s %7.1f/s, "
           "CPU %.2f s/1000 msgs (%.0f%% of a core); machine %.0f%%/%d%%, other %.0f%%%s"
           % (a.label, a.sessions, sess(a.sessions) + ":", a.count, rec["acc_rate"],
-             rec["del_rate"], rec["cpu_per_k"], rec["srv_pct"], rec["busy_pct"], 100 * NCPU,
-             rec["other_pct"], "" if rec["ok"] else "  PROBLEM"))
+             "relayed" if relay else "delivered", rec["del_rate"], rec["cpu_per_k"],
+             rec["srv_pct"], rec["busy_pct"], 100 * NCPU, rec["other_pct"],
+             "" if rec["ok"] else "  PROBLEM"))
     if not rec["ok"]:
-        print("           smtp-source exit %s%s, %d of %d delivered%s"
+        print("           smtp-source exit %s%s, %d of %d %s%s"
               % (rc, " (killed at the time limit)" if killed else "", delivered, a.count,
+                 "reached smtp-sink" if relay else "delivered",
                  (": " + " | ".join(rec["stderr"])) if rec["stderr"] else ""))
     return 0
 
@@ -332,6 +416,20 @@ def cmd_fsync(a):
     return 0
 
 
+def cmd_listening(a):
+    want = ":%04X" % a.port
+    stop = time.monotonic() + min(a.timeout, 30)
+    while True:
+        for line in (read("/proc/net/tcp") or "").splitlines()[1:]:
+            f = line.split()
+            # local address 0100007F:PORT (127.0.0.1) or 00000000:PORT, state 0A = LISTEN
+            if len(f) > 3 and f[1].endswith(want) and f[3] == "0A":
+                return 0
+        if time.monotonic() > stop:
+            return 1
+        time.sleep(0.05)
+
+
 def cmd_record(a):
     rec = {"kind": "fact"}
     for k, v in zip(a.kv[0::2], a.kv[1::2]):
@@ -357,6 +455,11 @@ def diagnose(r, facts):
 
 def diagnose1(r, facts):
     cap = 100.0 * NCPU
+    relay = r.get("mode") == "relay"
+    # the load generators: smtp-source, and for the relay runs smtp-sink too
+    gen = "smtp-source %.0f%%" % r["cli_pct"]
+    if relay:
+        gen += ", smtp-sink %.0f%%" % r.get("sink_pct", 0)
     kernel = ""
     if r["sys_share"] >= 60:
         kernel = ("; %.0f%% of the server's CPU is kernel time (file create/fsync/rename/"
@@ -370,11 +473,11 @@ def diagnose1(r, facts):
                                        r["busy_pct"], cap))
     if r["busy_pct"] >= 0.85 * cap and r["other_pct"] >= 0.5 * r["busy_pct"]:
         return ("starved: the cores were busy (%.0f%% of %.0f%%) mostly with other work "
-                "(%.0f%%; server %.0f%%, smtp-source %.0f%%), so this figure says little"
-                % (r["busy_pct"], cap, r["other_pct"], r["srv_pct"], r["cli_pct"]))
+                "(%.0f%%; server %.0f%%, %s), so this figure says little"
+                % (r["busy_pct"], cap, r["other_pct"], r["srv_pct"], gen))
     if r["busy_pct"] >= 0.85 * cap:
-        return ("CPU-bound: both cores busy (%.0f%% of %.0f%%: server %.0f%%, smtp-source "
-                "%.0f%%)%s" % (r["busy_pct"], cap, r["srv_pct"], r["cli_pct"], kernel))
+        return ("CPU-bound: both cores busy (%.0f%% of %.0f%%: server %.0f%%, %s)%s"
+                % (r["busy_pct"], cap, r["srv_pct"], gen, kernel))
     if r["sessions"] == 1:
         ms = 1000.0 * r["wall_acc"] / max(r["count"], 1)
         txt = ("latency-bound: one message at a time, %.2f ms per message round trip"
@@ -385,11 +488,11 @@ def diagnose1(r, facts):
         return txt + "; server CPU %.0f%%%s" % (r["srv_pct"], fl)
     lag = ""
     if r["wall_del"] > 1.2 * r["wall_acc"]:
-        lag = "; delivery lags acceptance by %.1f s" % (r["wall_del"] - r["wall_acc"])
+        lag = "; %s lags acceptance by %.1f s" % ("relaying" if relay else "delivery",
+                                                 r["wall_del"] - r["wall_acc"])
     if r["busy_pct"] >= 0.7 * cap:
-        return ("nearly CPU-bound: machine %.0f%% of %.0f%% (server %.0f%%, smtp-source "
-                "%.0f%%)%s%s%s" % (r["busy_pct"], cap, r["srv_pct"], r["cli_pct"], kernel, fl,
-                                   lag))
+        return ("nearly CPU-bound: machine %.0f%% of %.0f%% (server %.0f%%, %s)%s%s%s"
+                % (r["busy_pct"], cap, r["srv_pct"], gen, kernel, fl, lag))
     return ("not CPU-bound (machine %.0f%% of %.0f%%, server %.0f%%, iowait %.0f%%): waiting "
             "on fsync/disk or internal hand-offs%s%s" % (r["busy_pct"], cap, r["srv_pct"],
                                                         r["iowait_pct"], fl, lag))
@@ -422,13 +525,20 @@ def cmd_summary(a):
         elif rec.get("kind") == "fact":
             facts.update({k: v for k, v in rec.items() if k != "kind"})
     servers = [s for s in ("postel", "postfix") if any(r["server"] == s for r in runs)]
+    local = [r for r in runs if r.get("mode", "local") == "local"]
+    relays = [r for r in runs if r.get("mode") == "relay"]
     med = {}
     for srv in servers:
         for s in SESSIONS:
-            rs = sorted((r for r in runs if r["server"] == srv and r["sessions"] == s),
+            rs = sorted((r for r in local if r["server"] == srv and r["sessions"] == s),
                         key=lambda r: r["del_rate"])
             if rs:
                 med[srv, s] = (rs[(len(rs) - 1) // 2], rs)
+    rmed = {}           # the relay runs: one session count (20), by relayed rate
+    for srv in servers:
+        rs = sorted((r for r in relays if r["server"] == srv), key=lambda r: r["del_rate"])
+        if rs:
+            rmed[srv] = (rs[(len(rs) - 1) // 2], rs)
 
     for srv in servers:
         print()
@@ -457,8 +567,46 @@ def cmd_summary(a):
                 print("      PROBLEM: %d of %d delivered, smtp-source exit %s"
                       % (r["delivered"], r["count"], r["rc"]))
 
+    if rmed:
+        print()
+        print("== relayed through the server to smtp-sink: the median run of each (by "
+              "relayed rate) ==")
+    for srv in servers:
+        if srv not in rmed:
+            continue
+        r, rs = rmed[srv]
+        rng = ""
+        if len(rs) > 1:
+            rng = " [%d runs: %.0f-%.0f/s]" % (len(rs), rs[0]["del_rate"], rs[-1]["del_rate"])
+        print("  %-7s %d %s, %d msgs: accepted %.1f/s (%.2f s), relayed %.1f/s (%.2f s)%s"
+              % (srv, r["sessions"], sess(r["sessions"]), r["count"], r["acc_rate"],
+                 r["wall_acc"], r["del_rate"], r["wall_del"], rng))
+        print("      server CPU %.2f s = %.3f s/1000 msgs (%.0f%% kernel), %.0f%% of a core; "
+              "smtp-source %.0f%%, smtp-sink %.0f%%; machine %.0f%%/%d%% (other %.0f%%), "
+              "iowait %.0f%%" % (r["cpu"], r["cpu_per_k"], r["sys_share"], r["srv_pct"],
+                                 r["cli_pct"], r.get("sink_pct", 0), r["busy_pct"], 100 * NCPU,
+                                 r["other_pct"], r["iowait_pct"]))
+        if r["top"]:
+            print("      busiest: " + ", ".join("%s %.0f%%" % (t[0], t[1]) for t in r["top"]))
+        extra = []
+        if "out_sess_per_msg" in r:
+            extra.append("%d outbound SMTP sessions to smtp-sink (%.3f per message)"
+                         % (r.get("out_sess", 0), r["out_sess_per_msg"]))
+        if "flushes_per_msg" in r:
+            extra.append("disk %.2f flushes, %.2f writes per message"
+                         % (r["flushes_per_msg"], r["writes_per_msg"]))
+        if extra:
+            print("      " + "; ".join(extra))
+        if not r["ok"]:
+            print("      PROBLEM: %d of %d reached smtp-sink, smtp-source exit %s"
+                  % (r["delivered"], r["count"], r["rc"]))
+
     def m(srv, s, key):
         return med[srv, s][0][key] if (srv, s) in med else None
+
+    def rm(srv, key):
+        return rmed[srv][0][key] if srv in rmed else None
+    rsess = next(iter(rmed.values()))[0]["sessions"] if rmed else 20
 
     print()
     print("== summary: postel vs Postfix (ratio = postel/postfix) ==")
@@ -476,6 +624,11 @@ def cmd_summary(a):
     for s in SESSIONS:
         row("CPU s per 1000 msgs, %d %s" % (s, sess(s)), m("postel", s, "cpu_per_k"),
             m("postfix", s, "cpu_per_k"), "%.3f", "(<1: postel cheaper)" if s == 20 else "")
+    if rmed:
+        row("relayed msg/s, %d %s" % (rsess, sess(rsess)), rm("postel", "del_rate"),
+            rm("postfix", "del_rate"), "%.1f", "(to smtp-sink; >1: postel faster)")
+        row("CPU s per 1000 relayed msgs", rm("postel", "cpu_per_k"),
+            rm("postfix", "cpu_per_k"), "%.3f", "(%d sessions; <1: postel cheaper)" % rsess)
     row("KiB per idle connection, RSS", facts.get("postel_idle_rss"),
         facts.get("postfix_idle_rss"), "%.2f", "(<1: postel smaller)")
     row("KiB per idle connection, PSS", facts.get("postel_idle_rss"),
@@ -491,6 +644,10 @@ def cmd_summary(a):
              ratio(m("postel", 20, "cpu_per_k"), m("postfix", 20, "cpu_per_k")),
              ratio(facts.get("postel_idle_rss"), facts.get("postfix_idle_rss")),
              ratio(facts.get("postel_idle_rss"), facts.get("postfix_idle_pss"))))
+    if rmed:
+        print("            relayed rate at %d sessions %s; CPU per relayed message %s"
+              % (rsess, ratio(rm("postel", "del_rate"), rm("postfix", "del_rate")),
+                 ratio(rm("postel", "cpu_per_k"), rm("postfix", "cpu_per_k"))))
     noisy = [r for r in runs if r["other_pct"] >= 25]
     if facts.get("bg_busy", 0) >= 20 or noisy:
         print()
@@ -505,6 +662,20 @@ def cmd_summary(a):
             if (srv, s) in med:
                 print("    %-7s %3d %-8s %s"
                       % (srv, s, sess(s) + ":", diagnose(med[srv, s][0], facts)))
+    for srv in servers:
+        if srv in rmed:
+            r = rmed[srv][0]
+            txt = diagnose(r, facts)
+            lag = r["wall_del"] - r["wall_acc"]
+            if lag <= 0.05 * r["wall_acc"]:
+                txt += ("; relayed as fast as accepted, so the inbound side (accept, fsync, "
+                        "250) sets the rate")
+            elif "lags acceptance" not in txt:
+                txt += ("; the last message reached smtp-sink %.2f s after the last 250"
+                        % lag)
+            if "out_sess_per_msg" in r:
+                txt += "; %.3f outbound sessions/msg" % r["out_sess_per_msg"]
+            print("    %-7s relay, %d %s: %s" % (srv, r["sessions"], sess(r["sessions"]), txt))
     if "fsync_cpu_ms" in facts:
         print("    (this machine: a 2 KiB create+write+rename costs %.2f ms of CPU without "
               "fsync, %.2f ms with fsync of file and directory)"
@@ -518,7 +689,13 @@ def main():
     r = sub.add_parser("run")
     r.add_argument("--port", type=int, required=True)
     r.add_argument("--to", required=True)
-    r.add_argument("--maildir", required=True)
+    where = r.add_mutually_exclusive_group(required=True)
+    where.add_argument("--maildir", help="count the files in this Maildir new/")
+    where.add_argument("--sink-out", help="count what smtp-sink -c reports in this file")
+    r.add_argument("--sink-pid", type=int, default=0, help="smtp-sink, for its CPU")
+    r.add_argument("--sink-port", type=int, default=0,
+                   help="smtp-sink's port, to count the outbound sessions per message")
+    r.add_argument("--from", dest="sender", default="bench@bench.test")
     r.add_argument("--pid", type=int, required=True)
     r.add_argument("--sessions", type=int, required=True)
     r.add_argument("--count", type=int, required=True)
@@ -538,6 +715,9 @@ def main():
     rc.add_argument("kv", nargs="+")
     bg = sub.add_parser("busy")
     bg.add_argument("--seconds", type=float, default=1.0)
+    ls = sub.add_parser("listening")
+    ls.add_argument("port", type=int)
+    ls.add_argument("--timeout", type=float, default=5)
     sm = sub.add_parser("summary")
     sm.add_argument("results")
     a = ap.parse_args()
@@ -556,6 +736,8 @@ def main():
         return 0
     if a.cmd == "record":
         return cmd_record(a)
+    if a.cmd == "listening":
+        return cmd_listening(a)
     if a.cmd == "summary":
         return cmd_summary(a)
     return 2

@@ -4,8 +4,11 @@
 #   postfix.sh install           install Debian's postfix package (smtp-source and
 #                                smtp-sink come with it) without configuring or
 #                                starting the system instance
-#   postfix.sh setup DIR PORT    write DIR/conf/{main.cf,master.cf,vmailbox} and make
-#                                DIR/queue, DIR/data, DIR/pmail; smtpd on 127.0.0.1:PORT
+#   postfix.sh setup DIR PORT [SINKPORT]
+#                                write DIR/conf/{main.cf,master.cf,vmailbox} and make
+#                                DIR/queue, DIR/data, DIR/pmail; smtpd on 127.0.0.1:PORT;
+#                                mail for other domains goes to relayhost
+#                                [127.0.0.1]:SINKPORT (smtp-sink in the relay runs)
 #   postfix.sh start DIR         start it; prints the master PID
 #   postfix.sh stop DIR          stop it (postfix stop, then the master PID from its
 #                                pid file, then any process left in its session, by PID)
@@ -13,13 +16,17 @@
 #
 # The instance never touches /etc/postfix or /var/spool/postfix: everything is
 # under DIR, it listens on loopback only, and delivers mail for alice@bench.test
-# with virtual(8) into the Maildir DIR/pmail/alice/ (owned by nobody).
+# with virtual(8) into the Maildir DIR/pmail/alice/ (owned by nobody).  Clients on
+# 127.0.0.0/8 may relay (mynetworks); with SINKPORT, relayed mail goes to the numeric
+# relayhost [127.0.0.1]:SINKPORT, so no DNS lookup is made for it.  Without SINKPORT
+# the relayhost is empty and mail for other domains must not be sent to it.
 set -u
 
 die() { echo "postfix.sh: $*" >&2; exit 1; }
 
 have_postfix() {
-    [ -x /usr/sbin/postfix ] && [ -x /usr/sbin/postconf ] && [ -x /usr/sbin/smtp-source ]
+    [ -x /usr/sbin/postfix ] && [ -x /usr/sbin/postconf ] && [ -x /usr/sbin/smtp-source ] &&
+        [ -x /usr/sbin/smtp-sink ]
 }
 
 cmd_install() {
@@ -37,7 +44,9 @@ cmd_install() {
 }
 
 cmd_setup() {
-    D=$1 PORT=$2
+    D=$1 PORT=$2 SINKPORT=${3:-}
+    RELAYHOST=
+    [ -n "$SINKPORT" ] && RELAYHOST="[127.0.0.1]:$SINKPORT"
     [ -d "$D" ] || die "no directory $D"
     mkdir -p "$D/conf" "$D/queue" "$D/data" "$D/pmail/alice/new" "$D/pmail/alice/cur" \
         "$D/pmail/alice/tmp"
@@ -88,7 +97,7 @@ EOF
         "inet_interfaces = 127.0.0.1" \
         "inet_protocols = ipv4" \
         "mynetworks = 127.0.0.0/8" \
-        "relayhost =" \
+        "relayhost = $RELAYHOST" \
         "alias_maps =" \
         "alias_database =" \
         "biff = no" \
@@ -175,9 +184,10 @@ cmd_stop() {
 
 case ${1:-} in
 install) cmd_install ;;
-setup) [ $# -eq 3 ] || die "usage: setup DIR PORT"; cmd_setup "$2" "$3" ;;
+setup) [ $# -eq 3 ] || [ $# -eq 4 ] || die "usage: setup DIR PORT [SINKPORT]"
+    cmd_setup "$2" "$3" "${4:-}" ;;
 start) [ $# -eq 2 ] || die "usage: start DIR"; cmd_start "$2" ;;
 stop) [ $# -eq 2 ] || die "usage: stop DIR"; cmd_stop "$2" ;;
 pid) [ $# -eq 2 ] || die "usage: pid DIR"; cmd_pid "$2" ;;
-*) die "usage: postfix.sh install|setup DIR PORT|start DIR|stop DIR|pid DIR" ;;
+*) die "usage: postfix.sh install|setup DIR PORT [SINKPORT]|start DIR|stop DIR|pid DIR" ;;
 esac

@@ -12,6 +12,9 @@
 #   BENCH_IDLE=n            idle connections for posteld's per-connection figure (1000)
 #   BENCH_MANY=n            the many-idle-connections try (10000)
 #   BENCH_PF_IDLE=n         idle connections to Postfix (100, its default process limit)
+#   BENCH_NRELAY=n          messages per relay run, 20 sessions, through the server to
+#                           smtp-sink (4000; 0 skips the relay runs)
+#   BENCH_RELAY_REPS=n      relay runs of each server, alternating (3)
 #   BENCH_SKIP_POSTFIX=1    measure posteld only
 #   BENCH_KEEP=1            keep the work directory (logs, Maildirs, results)
 #   BENCH_DEADLINE=s        stop everything after this many seconds (840)
@@ -28,6 +31,9 @@ REPS=${BENCH_REPS:-5}
 IDLE=${BENCH_IDLE:-1000}
 MANY=${BENCH_MANY:-10000}
 PF_IDLE=${BENCH_PF_IDLE:-100}
+NRELAY=${BENCH_NRELAY:-4000}
+RREPS=${BENCH_RELAY_REPS:-3}
+RSESS=20                # sessions of the relay runs
 DEADLINE=${BENCH_DEADLINE:-840}
 SKIP_PF=${BENCH_SKIP_POSTFIX:-0}
 RUN_TIMEOUT=60          # seconds for one load run (smtp-source plus delivery)
@@ -35,6 +41,7 @@ IDLE_TIMEOUT=60         # seconds to open the idle connections
 
 status=0
 PD=""                   # posteld PID
+SINK=""                 # smtp-sink PID (relay runs)
 IDLE_PIDS=""            # idle.py PIDs
 WATCHDOG=""
 PFDIR=""                # set while the private Postfix may be running
@@ -51,6 +58,16 @@ stop_idle() {
     for p in $IDLE_PIDS; do kill -TERM "$p" 2>/dev/null; done
     for p in $IDLE_PIDS; do wait "$p" 2>/dev/null; done
     IDLE_PIDS=""
+}
+
+stop_sink() {
+    [ -n "$SINK" ] || return 0
+    kill -TERM "$SINK" 2>/dev/null
+    i=0
+    while kill -0 "$SINK" 2>/dev/null && [ $i -lt 30 ]; do sleep 0.1; i=$((i + 1)); done
+    kill -KILL "$SINK" 2>/dev/null
+    wait "$SINK" 2>/dev/null
+    SINK=""
 }
 
 stop_posteld() {
@@ -70,6 +87,7 @@ cleanup() {
     trap - EXIT INT TERM HUP
     stop_idle
     stop_posteld
+    stop_sink
     [ -n "$PFDIR" ] && sh "$B/postfix.sh" stop "$PFDIR"
     [ -n "$WATCHDOG" ] && kill "$WATCHDOG" 2>/dev/null
     if [ -n "$WORK" ]; then
@@ -127,9 +145,9 @@ idle_open() {
 
 # ---------------------------------------------------------------- posteld
 
-start_posteld() {   # NAME: a fresh daemon; its log is posteld.NAME.log
+start_posteld() {   # NAME [CONF]: a fresh daemon; its log is posteld.NAME.log
     LOG=$PDIR/posteld.$1.log
-    "$POSTELD" -f "$PDIR/posteld.conf" </dev/null 2>"$LOG" &
+    "$POSTELD" -f "${2:-$PDIR/posteld.conf}" </dev/null 2>"$LOG" &
     PD=$!
     i=0
     while [ $i -lt 100 ]; do
@@ -147,7 +165,9 @@ start_posteld() {   # NAME: a fresh daemon; its log is posteld.NAME.log
 }
 
 posteld_log_check() {   # LOG: show lines that are neither deliveries nor start/stop
-    odd=$(grep -v -E ': [0-9A-F]+ (received from=|to=<[^>]*> .*status=delivered|removed$)|: listening on |: postel started: |: signal [0-9]+: shutting down|: postel stopped' "$1" | head -1000)
+    # (nor the start-up notes every bench daemon prints: the self-signed certificate
+    # made for STARTTLS, the control socket, and running as root)
+    odd=$(grep -v -E ': [0-9A-F]+ (received from=|to=<[^>]*> .*status=(delivered|sent) |removed$)|: listening on |: postel started: |: signal [0-9]+: shutting down|: postel stopped|: tls: made a self-signed certificate |: control socket listening on |: warning: running as root: ' "$1" | head -1000)
     if [ -n "$odd" ]; then
         say "  posteld log $(basename "$1"): $(printf '%s\n' "$odd" | wc -l) unexpected line(s), first ones:"
         printf '%s\n' "$odd" | head -5 | sed 's/^/    /'
@@ -193,6 +213,8 @@ say "  posteld: $POSTELD (git $REV); Postfix $(postconf -d -h mail_version 2>/de
 say "  load: smtp-source, 2 KiB body, 1 recipient, one message per SMTP session (connect,"
 say "        HELO, MAIL, RCPT, DATA, QUIT); $N1/$N20/$N100 messages at 1/20/100 sessions,"
 say "        $REPS runs each, posteld and Postfix alternating; both servers fsync before 250"
+[ "$NRELAY" -gt 0 ] &&
+    say "  relay: $NRELAY messages at $RSESS sessions to bob@relay.test, relayed to smtp-sink on loopback; $RREPS runs each, alternating"
 
 PPORT=$(free_port)
 PDIR=$WORK/postel
@@ -204,6 +226,28 @@ spool_dir = $PDIR/spool
 mail_dir = $PDIR/mail
 local_domains = localhost bench.test
 local_users = alice bob
+message_size_limit = 10M
+max_connections = 15000
+workers = 8
+EOF
+
+# The relay runs: smtp-sink on SINKPORT is the relayhost of a second posteld (its own
+# port, spool and log) and of the private Postfix.  dns_servers points at a port where
+# nothing answers, so that posteld never asks a real resolver; the relayhost is a
+# bracketed address and needs no lookup anyway.
+SINKPORT=$(free_port)
+RPORT=$(free_port)
+cat > "$PDIR/relay.conf" <<EOF
+hostname = bench.test
+listen = 127.0.0.1:$RPORT
+spool_dir = $PDIR/relay-spool
+mail_dir = $PDIR/relay-mail
+local_domains = bench.test
+local_users = alice
+relay_networks = 127.0.0.0/8
+relayhost = [127.0.0.1]:$SINKPORT
+dns_servers = 127.0.0.1:1
+tls_policy = none
 message_size_limit = 10M
 max_connections = 15000
 workers = 8
@@ -262,7 +306,9 @@ if [ "$SKIP_PF" != 1 ]; then
     FPORT=$(free_port)
     PFDIR=$WORK/postfix
     mkdir -p "$PFDIR"
-    if sh "$B/postfix.sh" setup "$PFDIR" "$FPORT" && MPID=$(sh "$B/postfix.sh" start "$PFDIR")
+    # relayhost = [127.0.0.1]:SINKPORT: the relay runs' destination (numeric, no DNS)
+    if sh "$B/postfix.sh" setup "$PFDIR" "$FPORT" "$SINKPORT" &&
+        MPID=$(sh "$B/postfix.sh" start "$PFDIR")
     then
         sleep 1
         set -- $($PY "$B/load.py" mem --pid "$MPID")
@@ -315,12 +361,89 @@ for s in 1 20 100; do
         rep=$((rep + 1))
     done
 done
-grep -q '"ok": false' "$RES" && broke "some runs lost or failed messages (PROBLEM lines above)"
 if [ -n "$PD" ]; then
     say "  posteld after the runs: RSS $(rss_of "$PD") KiB, $(awk '/^Threads:/ { print $2 }' "/proc/$PD/status") threads"
     stop_posteld
 fi
 [ -f "$PDIR/posteld.load.log" ] && posteld_log_check "$PDIR/posteld.load.log"
+
+# ---------------------------------------------------------------- relay
+
+if [ "$NRELAY" -gt 0 ]; then
+    say ""
+    say "== relay runs: smtp-source -> server -> smtp-sink (127.0.0.1:$SINKPORT) =="
+    # smtp-sink -c rewrites a "sess=S quit=Q mesg=M" counter line after every session,
+    # QUIT and "." (flushed each time): load.py reads the messages that arrived from it.
+    # It announces PIPELINING and 8BITMIME (no -p, no -8), answers 250 at once, and
+    # keeps up to 256 connections (-m); as root it must drop to a user (-u).
+    SINKU=""
+    [ "$(id -u)" = 0 ] && SINKU="-u nobody"
+    /usr/sbin/smtp-sink -c $SINKU 127.0.0.1:"$SINKPORT" 1000 </dev/null \
+        >"$WORK/sink.out" 2>"$WORK/sink.err" &
+    SINK=$!
+    if ! $PY "$B/load.py" listening "$SINKPORT" --timeout 5 || ! kill -0 "$SINK" 2>/dev/null; then
+        broke "smtp-sink did not start on 127.0.0.1:$SINKPORT: $(head -3 "$WORK/sink.err")"
+        stop_sink
+    fi
+    RPD=""
+    if [ -n "$SINK" ] && start_posteld relay "$PDIR/relay.conf"; then
+        RPD=$PD
+    fi
+    RMPID=""
+    [ -n "$SINK" ] && RMPID=$MPID
+    rep=1
+    while [ $rep -le "$RREPS" ] && [ -n "$SINK" ]; do
+        if [ -n "$RPD" ]; then
+            $PY "$B/load.py" run --port "$RPORT" --to bob@relay.test --from alice@bench.test \
+                --sink-out "$WORK/sink.out" --sink-pid "$SINK" --sink-port "$SINKPORT" \
+                --pid "$RPD" \
+                --sessions $RSESS --count "$NRELAY" --timeout $RUN_TIMEOUT --label postel \
+                --out "$RES" || broke "load.py (posteld, relay)"
+            if ! kill -0 "$RPD" 2>/dev/null; then
+                broke "posteld died during a relay run"
+                wait "$RPD" 2>/dev/null
+                RPD="" PD=""
+            fi
+        fi
+        if [ -n "$RMPID" ]; then
+            $PY "$B/load.py" run --port "$FPORT" --to bob@relay.test --from alice@bench.test \
+                --sink-out "$WORK/sink.out" --sink-pid "$SINK" --sink-port "$SINKPORT" \
+                --pid "$RMPID" \
+                --sessions $RSESS --count "$NRELAY" --timeout $RUN_TIMEOUT --label postfix \
+                --out "$RES" || broke "load.py (Postfix, relay)"
+        fi
+        if ! kill -0 "$SINK" 2>/dev/null; then
+            broke "smtp-sink died during the relay runs: $(head -3 "$WORK/sink.err")"
+            wait "$SINK" 2>/dev/null
+            SINK=""
+        fi
+        rep=$((rep + 1))
+    done
+    if [ -n "$RPD" ]; then
+        say "  posteld after the relay runs: RSS $(rss_of "$RPD") KiB, $(awk '/^Threads:/ { print $2 }' "/proc/$RPD/status") threads"
+        stop_posteld
+    fi
+    if [ -n "$SINK" ]; then
+        say "  smtp-sink: $(tr '\r' '\n' <"$WORK/sink.out" | tail -1) in all"
+        stop_sink
+    fi
+    RLOG=$PDIR/posteld.relay.log
+    if [ -f "$RLOG" ]; then
+        # what posteld said about the outbound side: sent, deferred (with the reasons),
+        # bounced, and anything else unexpected
+        sent=$(grep -c 'status=sent ' "$RLOG")
+        deferred=$(grep -c 'status=deferred ' "$RLOG")
+        bounced=$(grep -c 'status=bounced ' "$RLOG")
+        say "  posteld relay log: $sent sent, $deferred deferred, $bounced bounced"
+        [ "$deferred" -gt 0 ] && grep 'status=deferred ' "$RLOG" |
+            sed 's/.*status=deferred //' | sort | uniq -c | sort -rn | head -3 | sed 's/^/    deferred: /'
+        posteld_log_check "$RLOG"
+    fi
+    if [ -n "$PFDIR" ]; then
+        say "  Postfix relay: $(grep -c 'to=<bob@relay.test>.* status=sent ' "$PFDIR/maillog" 2>/dev/null) sent, $(grep -c 'to=<bob@relay.test>.* status=deferred ' "$PFDIR/maillog" 2>/dev/null) deferred (maillog)"
+    fi
+fi
+grep -q '"ok": false' "$RES" && broke "some runs lost or failed messages (PROBLEM lines above)"
 if [ -n "$PFDIR" ]; then
     sh "$B/postfix.sh" stop "$PFDIR"
     n=$(grep -E -c 'warning|error|fatal|panic' "$PFDIR/maillog" 2>/dev/null)

@@ -98,6 +98,8 @@ static const struct ckey keys[] = {
     { "dns_servers", CT_STR, OFF(dns_servers), "resolvers as ip:port,...; empty: resolv.conf" },
     { "smtp_port", CT_COUNT, OFF(smtp_port), "port of remote mail hosts" },
     { "connect_timeout", CT_TIME, OFF(connect_timeout), "outbound connect timeout" },
+    { "connection_cache_time", CT_TIME, OFF(connection_cache_time),
+        "keep an idle outbound connection this long for the next message; 0: never" },
     { "dest_concurrency", CT_COUNT, OFF(dest_concurrency), "connections per destination" },
     { "remote_concurrency", CT_COUNT, OFF(remote_concurrency), "outbound connections in total" },
     { "rcpt_251", CT_BOOL, OFF(rcpt_251), "answer 251 for aliases forwarded off-host" },
@@ -141,6 +143,7 @@ static void set_defaults(struct conf *c)
     c->delay_warning_time = 4 * 3600;
     c->smtp_port = 25;
     c->connect_timeout = 30;
+    c->connection_cache_time = 2;
     c->dest_concurrency = 20;
     c->remote_concurrency = 100;
     c->double_bounce = CONF_LOOKUP_ON;

@@ -70,6 +70,7 @@ struct conf {
     char *dns_servers;                  /* "127.0.0.1:5353,..."; NULL: /etc/resolv.conf */
     size_t smtp_port;                   /* port of remote MX hosts */
     unsigned connect_timeout;           /* seconds */
+    unsigned connection_cache_time;     /* seconds an idle outbound connection is kept */
     size_t dest_concurrency;            /* connections per destination */
     size_t remote_concurrency;          /* outbound connections in total */
     bool rcpt_251;                      /* answer 251 for forwarded aliases (RFC 821 style) */

@@ -39,8 +39,9 @@
 
 struct dest {
     char name[300];
-    size_t active;              /* sessions open for it */
+    size_t active;              /* sessions open for it (idle ones included) */
     struct remote_req *head, *tail;     /* waiting */
+    struct session *idle;       /* connections between messages, newest first */
     struct dest *next;
 };
 
@@ -64,6 +65,9 @@ struct session {
     bool conn_failed;           /* the current connection failed (try the next address) */
     bool tls_handshake;         /* a STARTTLS handshake is running */
     bool *alive;                /* cleared when the session is freed (a caller is looking) */
+    bool parked;                /* idle between messages, on dest->idle */
+    struct session *idle_next;
+    struct event *idle_timer;
     enum cli_tls policy;        /* for this destination */
     bool closing;
     bool started;
@@ -85,6 +89,7 @@ struct remote {
 static void session_connect_next(struct session *s);
 static void session_handle(struct session *s, struct cli_out *out);
 static void start_tls(struct session *s);
+static void park(struct session *s);
 static void session_take_next(struct session *s);
 
 struct remote *remote_new(struct event_base *base, struct dns *dns, const struct conf *conf,
@@ -252,11 +257,31 @@ static void req_finish(struct session *s)
     r->done(r);
 }
 
+/* Take a parked session off its destination's idle list. */
+static void unpark(struct session *s)
+{
+    if (!s->parked)
+        return;
+    for (struct session **pp = &s->dest->idle; *pp; pp = &(*pp)->idle_next) {
+        if (*pp == s) {
+            *pp = s->idle_next;
+            break;
+        }
+    }
+    s->parked = false;
+    s->idle_next = NULL;
+    if (s->idle_timer)
+        evtimer_del(s->idle_timer);
+}
+
 static void session_free(struct session *s)
 {
     struct remote *rm = s->rm;
     if (s->alive)
         *s->alive = false;
+    unpark(s);
+    if (s->idle_timer)
+        event_free(s->idle_timer);
     if (s->bev)
         bufferevent_free(s->bev);
     cli_free(&s->cli);
@@ -417,9 +442,15 @@ static void session_handle(struct session *s, struct cli_out *out)
             req_begin(s, r);
             trace(r, "info", "reusing the connection to %s", s->t[s->ti].host);
             cli_next(&s->cli, &s->sub, &co);
-        } else {
-            cli_quit(&s->cli, &co);
+            session_handle(s, &co);
+            return;
         }
+        if (s->rm->conf->connection_cache_time > 0) {
+            /* Keep the connection a moment for the next message to this destination. */
+            park(s);
+            return;
+        }
+        cli_quit(&s->cli, &co);
         session_handle(s, &co);
         return;
     }
@@ -436,9 +467,36 @@ static void session_handle(struct session *s, struct cli_out *out)
         set_timeouts(s);
 }
 
+static void on_idle_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct session *s = arg;
+    unpark(s);
+    struct cli_out co = { &s->send, 0 };
+    cli_quit(&s->cli, &co);
+    session_handle(s, &co);
+}
+
+static void park(struct session *s)
+{
+    struct dest *d = s->dest;
+    s->parked = true;
+    s->idle_next = d->idle;
+    d->idle = s;
+    if (s->idle_timer == NULL)
+        s->idle_timer = evtimer_new(s->rm->base, on_idle_timeout, s);
+    struct timeval tv = { s->rm->conf->connection_cache_time, 0 };
+    evtimer_add(s->idle_timer, &tv);
+    /* no reply is awaited: only the server closing (or a 421) can wake us */
+    struct timeval rd = { s->rm->conf->connection_cache_time + 60, 0 };
+    bufferevent_set_timeouts(s->bev, &rd, &rd);
+}
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
     struct session *s = arg;
+    unpark(s);      /* a parked connection spoke (a 421 before closing): handle it */
     struct evbuffer *in = bufferevent_get_input(bev);
     while (s->bev && evbuffer_get_length(in) > 0) {
         struct evbuffer_iovec v;
@@ -505,6 +563,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
     struct session *s = arg;
+    unpark(s);
     struct cli_out co = { &s->send, 0 };
     if ((what & BEV_EVENT_CONNECTED) && s->tls_handshake) {
         s->tls_handshake = false;
@@ -789,6 +848,17 @@ void remote_send(struct remote *rm, struct remote_req *req)
     req->rm = rm;
     req->next = NULL;
     struct dest *d = dest_get(rm, req->dest);
+    if (d->idle) {
+        /* A connection to this destination is open and idle: one more message on it. */
+        struct session *s = d->idle;
+        unpark(s);
+        req_begin(s, req);
+        trace(req, "info", "reusing the connection to %s", s->t[s->ti].host);
+        struct cli_out co = { &s->send, 0 };
+        cli_next(&s->cli, &s->sub, &co);
+        session_handle(s, &co);
+        return;
+    }
     size_t dlim = rm->conf->dest_concurrency ? rm->conf->dest_concurrency : 1;
     size_t tlim = rm->conf->remote_concurrency ? rm->conf->remote_concurrency : 1;
     if (d->active >= dlim || rm->nsessions >= tlim) {

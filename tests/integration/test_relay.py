@@ -132,10 +132,10 @@ def test_equal_preferences_are_used_at_random(dns, sinks, mtas):
     p = smtp_port([IP["eqa"], IP["eqb"]])
     a = sinks(IP["eqa"], p)
     b = sinks(IP["eqb"], p)
-    m = sender(mtas, dns, p)
+    # no connection kept between messages: every message makes its own choice
+    m = sender(mtas, dns, p, extra=["connection_cache_time = 0"])
     n = 20
     for i in range(n):
-        # one at a time: every message gets its own session, so its own choice
         inject(m, ALICE, ["x@eq.test"], make_msg("eq-%d" % i))
         assert wait_until(lambda: len(a.accepted()) + len(b.accepted()) > i, 15.0)
     na, nb = len(a.accepted()), len(b.accepted())
@@ -345,6 +345,21 @@ def test_connection_is_reused_for_the_next_message(dns, sinks, mtas):
     assert len(s.conns) == 1, [c.verbs() for c in s.conns]
     assert s.conns[0].verbs().count("EHLO") == 1
     assert s.conns[0].verbs().count("MAIL") == 4
+
+
+def test_idle_connection_is_kept_for_the_next_message(dns, sinks, mtas):
+    """Messages sent one after another, each after the previous was delivered, go over one
+    connection while it waits (connection_cache_time); after the wait it says QUIT."""
+    p = smtp_port([IP["b"]])
+    s = sinks(IP["b"], p)
+    m = sender(mtas, dns, p, extra=["connection_cache_time = 3s"])
+    for i in range(3):
+        qid = inject(m, ALICE, ["x%d@b.test" % i], make_msg("idle-%d" % i))
+        assert m.wait_removed(qid)
+    assert len(s.accepted()) == 3
+    assert len(s.conns) == 1, [c.verbs() for c in s.conns]
+    assert s.conns[0].verbs().count("MAIL") == 3
+    assert wait_until(lambda: "QUIT" in s.conns[0].verbs(), 10)
 
 
 def test_dest_concurrency_limits_connections_to_one_destination(dns, sinks, mtas):

@@ -69,6 +69,7 @@ struct qmsg {
     bool trace_wait;            /* waiting for a TRACE request (timer armed) */
     bool delete_after;          /* DELETE arrived during a round */
     bool bounce_all;            /* BOUNCE: fail every pending recipient in the next round */
+    bool flush_after;           /* FLUSH/ETRN arrived during a round: go again right after */
     qmgr_trace_fn trace_fn;
     qmgr_trace_done_fn trace_done;
     void *trace_arg;
@@ -553,6 +554,12 @@ static void finish_done(struct tpool_job *j)
     }
     time_t now = time(NULL), next = 0;
     bool pending = false;
+    if (m->flush_after) {
+        m->flush_after = false;
+        for (size_t i = 0; i < m->env.nrcpt; i++)
+            if (m->env.rcpts[i].state == ENV_R_PENDING)
+                m->env.rcpts[i].next_try = 0;
+    }
     for (size_t i = 0; i < m->env.nrcpt; i++) {
         const struct env_rcpt *r = &m->env.rcpts[i];
         if (r->state == ENV_R_PENDING && (!pending || r->next_try < next)) {
@@ -811,12 +818,17 @@ size_t qmgr_flush(struct qmgr *q, const char *domain)
                 hit = true;
             }
         }
-        if (hit && !m->busy && !m->env.held) {
-            if (m->timer)
-                evtimer_del(m->timer);
-            schedule(m);
-            n++;
+        if (!hit || m->env.held)
+            continue;
+        n++;
+        if (m->busy) {
+            /* the round in progress would set new retry times: retry when it ends */
+            m->flush_after = true;
+            continue;
         }
+        if (m->timer)
+            evtimer_del(m->timer);
+        schedule(m);
     }
     return n;
 }

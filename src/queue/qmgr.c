@@ -94,6 +94,7 @@ struct qmgr {
 
 static void schedule(struct qmsg *m);
 static void round_finish(struct qmsg *m);
+static void start_delete(struct qmsg *m);
 
 struct qmgr *qmgr_new(struct event_base *base, struct tpool *wq, struct spool *sp,
     struct conf *conf, struct remote *rm)
@@ -552,6 +553,11 @@ static void finish_done(struct tpool_job *j)
         qmsg_free(m);
         return;
     }
+    if (m->delete_after) {
+        /* DELETE came while finish_job was already past its check */
+        start_delete(m);
+        return;
+    }
     time_t now = time(NULL), next = 0;
     bool pending = false;
     if (m->flush_after) {
@@ -707,7 +713,9 @@ static void hold_done(struct tpool_job *j)
     struct qmsg *m = (struct qmsg *)((char *)j - offsetof(struct qmsg, job));
     m->busy = false;
     m->q->busy--;
-    if (!m->env.held)
+    if (m->delete_after)
+        start_delete(m);
+    else if (!m->env.held)
         schedule(m);
 }
 
@@ -755,17 +763,23 @@ int qmgr_delete(struct qmgr *q, const char *id)
     if (m == NULL)
         return -1;
     if (m->busy) {
+        /* the job running now sees it, or its completion starts the delete */
         m->delete_after = true;
         return 0;
     }
+    start_delete(m);
+    return 0;
+}
+
+static void start_delete(struct qmsg *m)
+{
     if (m->timer)
         evtimer_del(m->timer);
     m->busy = true;
-    q->busy++;
+    m->q->busy++;
     m->job.fn = delete_job;
     m->job.done = delete_done;
-    tpool_submit(q->wq, &m->job);
-    return 0;
+    tpool_submit(m->q->wq, &m->job);
 }
 
 int qmgr_bounce(struct qmgr *q, const char *id)

@@ -381,3 +381,14 @@ void mx_route(struct dns *d, const char *domain, int no_mx, const char *myname, 
     ares_query(d->ch, domain, 1 /* C_IN */, 15 /* T_MX */, on_mx, r);
     dns_reschedule(d);
 }
+
+void mx_relayhost(const char *spec, char *dest, size_t dsz, int *port, int *no_mx)
+{
+    str_copy(dest, dsz, spec);
+    char *colon = strrchr(dest, ':'), *rb = strrchr(dest, ']');
+    if (colon && (rb == NULL || colon > rb)) {
+        *port = atoi(colon + 1);
+        *colon = '\0';
+    }
+    *no_mx = dest[0] == '[';
+}

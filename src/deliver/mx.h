@@ -51,4 +51,10 @@ void dns_free(struct dns *d);
 void mx_route(struct dns *d, const char *domain, int no_mx, const char *myname, int port,
     mx_cb cb, void *arg);
 
+/*
+ * Split a relayhost spec ("host", "[host]", either with ":port") into dest (size dsz) for
+ * mx_route(), *port (left alone when the spec has none) and *no_mx ("[host]": no MX lookup).
+ */
+void mx_relayhost(const char *spec, char *dest, size_t dsz, int *port, int *no_mx);
+
 #endif

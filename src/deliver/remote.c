@@ -791,18 +791,11 @@ static void session_route(struct session *s)
     const struct conf *c = s->rm->conf;
     int port = (int)c->smtp_port;
     char dest[300];
-    str_copy(dest, sizeof dest, s->dest->name);
     int no_mx = 0;
-    if (c->relayhost && strcmp(dest, c->relayhost) == 0) {
-        /* relayhost: "host", "[host]" (no MX lookup), each with an optional ":port" */
-        char *colon = strrchr(dest, ':');
-        char *rb = strrchr(dest, ']');
-        if (colon && (rb == NULL || colon > rb)) {
-            port = atoi(colon + 1);
-            *colon = '\0';
-        }
-        no_mx = dest[0] == '[';
-    }
+    if (c->relayhost && strcmp(s->dest->name, c->relayhost) == 0)
+        mx_relayhost(c->relayhost, dest, sizeof dest, &port, &no_mx);
+    else
+        str_copy(dest, sizeof dest, s->dest->name);
     trace(s->req, "info", "routing %s", dest);
     mx_route(s->rm->dns, dest, no_mx, c->hostname, port, on_route, s);
 }

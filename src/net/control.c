@@ -380,18 +380,12 @@ static void do_verify(struct creq *r, const char *a)
     } else {
         line(r, "remote %s via relayhost %s", p.domain, c->relayhost);
     }
-    const char *dest = c->relayhost ? c->relayhost : p.domain;
     char d[300];
-    str_copy(d, sizeof d, dest);
     int port = (int)c->smtp_port, no_mx = 0;
-    if (c->relayhost) {
-        char *colon = strrchr(d, ':'), *rb = strrchr(d, ']');
-        if (colon && (rb == NULL || colon > rb)) {
-            port = atoi(colon + 1);
-            *colon = '\0';
-        }
-        no_mx = d[0] == '[';
-    }
+    if (c->relayhost)
+        mx_relayhost(c->relayhost, d, sizeof d, &port, &no_mx);
+    else
+        str_copy(d, sizeof d, p.domain);
     r->busy = true;
     mx_route(r->ctl->d.dns, d, no_mx, c->hostname, port, on_route, r);
 }

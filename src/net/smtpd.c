@@ -6,11 +6,18 @@
  * the output is flushed when no complete line is left, which gives PIPELINING for free.
  * Content is handed to the spool on worker threads; while a write or commit is running the
  * connection stops reading, so pipelined commands wait in the input buffer in order.
+ *
+ * Bounds: each connection is one bufferevent on its socket, plaintext or TLS (STARTTLS
+ * replaces the plaintext one with a TLS one on the same descriptor once the 220 has gone
+ * out), so one input watermark (IN_MAX) and one output cap (OUT_MAX) bound everything a
+ * client can make us hold. A spool file is held only while the transaction that wrote it
+ * is open: whatever ends the transaction releases it.
  */
 #include "net/smtpd.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +53,8 @@
 #define SPILL_AT        (256 * 1024)
 /* Replies queued for a client that does not read them: stop reading past this. */
 #define OUT_MAX         (256 * 1024)
+/* Input read ahead of the session (pipelined commands, content): reading stops here. */
+#define IN_MAX          (64 * 1024)
 #define IPTAB_SIZE      4096
 
 struct smtpd;
@@ -90,9 +99,8 @@ struct conn {
     bool trusted;
     enum lkind kind;
     bool tls_handshake;         /* a TLS handshake is running */
+    bool tls_switch;            /* STARTTLS: waiting for the 220 to drain, then TLS */
     struct event *auth_timer;   /* failed logins: the reply waits */
-    struct event *linger;       /* closing a STARTTLS session: the socket under it drained */
-    struct evbuffer_cb_entry *under_cb;
     bool auth_ok;               /* result of the password check */
     bool local;                 /* came in over the control socket */
     bool trace_hold;            /* its messages wait for a TRACE request (sendmail -v) */
@@ -119,6 +127,7 @@ struct smtpd {
     size_t nconns;
     unsigned next_sid;
     bool shutting_down;
+    bool freeing;               /* smtpd_free(): the workers have stopped */
     struct ipcount *iptab[IPTAB_SIZE];
     struct buf replies;         /* scratch for one feed's replies (single-threaded loop) */
 };
@@ -135,6 +144,8 @@ static void on_read(struct bufferevent *bev, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
 static size_t conn_unsent(struct conn *c);
+static void release_spool(struct conn *c);
+static void discard_async(struct conn *c);
 
 /* ---- per-address counts ---- */
 
@@ -334,13 +345,7 @@ static void conn_free(struct conn *c)
         event_free(c->greet_timer);
     if (c->auth_timer)
         event_free(c->auth_timer);
-    if (c->under_cb) {
-        struct bufferevent *u = bufferevent_get_underlying(c->bev);
-        if (u)
-            evbuffer_remove_cb_entry(bufferevent_get_output(u), c->under_cb);
-    }
-    if (c->linger)
-        event_free(c->linger);
+    discard_async(c);
     if (c->bev)
         bufferevent_free(c->bev);
     srv_free(&c->srv);
@@ -353,14 +358,20 @@ static void conn_free(struct conn *c)
     free(c);
 }
 
-/* Discard an unfinished spool file of this connection without blocking the loop. The file
- * was made by this connection's last spill job, whose id names it (the session may have
- * dropped its transaction already when it rejected the content). */
+/* Discard an unfinished spool file of this connection without blocking the loop (at
+ * shutdown, after the workers have stopped, at once). The file was made by this
+ * connection's last spill job, whose id names it (the session may have dropped its
+ * transaction already). */
 static void discard_async(struct conn *c)
 {
     if (c->spool_fd == -1 || c->job == NULL)
         return;
     const char *id = c->job->id;
+    if (c->d->freeing) {
+        spool_discard(c->d->sp, id, c->spool_fd);
+        c->spool_fd = -1;
+        return;
+    }
     struct cjob *j = xcalloc(1, sizeof *j);
     j->kind = CJ_DISCARD;
     j->sp = c->d->sp;
@@ -372,6 +383,14 @@ static void discard_async(struct conn *c)
     j->w.done = job_done;
     c->spool_fd = -1;
     tpool_submit(c->d->wq, &j->w);
+}
+
+/* A spool file is held only while the transaction that wrote it is open: RSET, EHLO,
+ * STARTTLS, QUIT, a rejected or failed message, a lost client all end it. */
+static void release_spool(struct conn *c)
+{
+    if (c->spool_fd != -1 && (c->srv.tx == NULL || c->srv.tx->spilled == 0 || c->closing))
+        discard_async(c);
 }
 
 static void job_done(struct tpool_job *w)
@@ -387,11 +406,12 @@ static void job_done(struct tpool_job *w)
     struct smtpd *d = c->d;
     c->busy = false;
     buf_reset(&j->data);
+    /* A spill leaves the file open for the next chunk; a commit or a failure consumed it. */
+    if (j->kind == CJ_SPILL || j->kind == CJ_COMMIT)
+        c->spool_fd = j->kind == CJ_SPILL && j->result == 0 ? j->fd : -1;
     if (c->dead) {
-        /* The client went away: a spill's file is dropped; a commit stands (the client
-         * may send it again: the usual at-least-once duplicate). */
-        if (j->kind == CJ_SPILL && j->result == 0)
-            spool_discard(d->sp, j->id, j->fd);
+        /* The client went away: a spill's file is dropped (by conn_free); a commit stands
+         * (the client may send it again: the usual at-least-once duplicate). */
         if (j->kind == CJ_COMMIT && j->result == 0) {
             struct env_msg m;
             tx_envelope(&c->srv, &m);
@@ -412,14 +432,10 @@ static void job_done(struct tpool_job *w)
             /* Could not store: answer at the end of content; keep reading to resync.
              * OVERSIZE stops buffering the rest; store_failed makes the reply 452. */
             log_warnx("%s spool write failed: %s", j->id, strerror(j->result));
-            c->spool_fd = -1;
             c->srv.tx->dr.flags |= DATA_F_OVERSIZE;
             c->srv.tx->store_failed = true;
-        } else {
-            c->spool_fd = j->fd;
         }
     } else {
-        c->spool_fd = -1;
         struct env_msg m;
         int res = SRV_COMMIT_OK;
         if (j->result == 0) {
@@ -453,35 +469,53 @@ static void job_done(struct tpool_job *w)
 
 /* ---- TLS ---- */
 
-static void tls_wrap(struct conn *c, struct bufferevent *under, evutil_socket_t fd)
+/* Make the connection a TLS server on fd (the bufferevent owns it from now on). */
+static void tls_wrap(struct conn *c, evutil_socket_t fd)
 {
     struct smtpd *d = c->d;
     SSL *ssl = SSL_new(d->tls);
-    struct bufferevent *b = ssl == NULL ? NULL : under ?
-        bufferevent_openssl_filter_new(d->base, under, ssl, BUFFEREVENT_SSL_ACCEPTING,
-            BEV_OPT_CLOSE_ON_FREE) :
-        bufferevent_openssl_socket_new(d->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-            BEV_OPT_CLOSE_ON_FREE);
+    struct bufferevent *b = ssl == NULL ? NULL : bufferevent_openssl_socket_new(d->base, fd,
+        ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
     if (b == NULL) {
         log_warnx("sid=%x cannot start TLS", c->sid);
         if (ssl)
             SSL_free(ssl);
-        c->bev = under;
-        c->closing = true;
-        c->dead = false;
+        close(fd);
+        c->bev = NULL;
         return;
     }
     c->bev = b;
     c->tls_handshake = true;
     bufferevent_setcb(b, on_read, on_write, on_event, c);
+    bufferevent_setwatermark(b, EV_READ, 0, IN_MAX);
     struct timeval tv = { d->conf->timeout_command, 0 };
     bufferevent_set_timeouts(b, &tv, &tv);
     bufferevent_enable(b, EV_READ | EV_WRITE);
 }
 
+/* The 220 has reached the kernel: put TLS on the same descriptor, in a bufferevent of its
+ * own (one layer, so one set of bounds). Nothing was read since STARTTLS, so the
+ * ClientHello is still in the socket. */
+static void tls_switch(struct conn *c)
+{
+    c->tls_switch = false;
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    int nfd = fd == -1 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    bufferevent_free(c->bev);
+    c->bev = NULL;
+    if (nfd == -1) {
+        log_warn("sid=%x cannot start TLS", c->sid);
+        conn_free(c);
+        return;
+    }
+    tls_wrap(c, nfd);
+    if (c->bev == NULL)
+        conn_free(c);
+}
+
 /* After "220 Ready to start TLS": drop every byte the client sent after STARTTLS (they were
- * sent in plaintext and must never be read as commands inside TLS: CVE-2011-0411), then
- * handshake over the same socket. */
+ * sent in plaintext and must never be read as commands inside TLS: CVE-2011-0411), stop
+ * reading, and handshake once the 220 is out. */
 static void start_tls(struct conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
@@ -491,9 +525,14 @@ static void start_tls(struct conn *c)
         log_info("sid=%x client=[%s] discarded %zu octets sent after STARTTLS", c->sid,
             c->srv.client_addr, junk);
     }
-    tls_wrap(c, c->bev, -1);
-    if (c->closing)
-        conn_free(c);
+    bufferevent_disable(c->bev, EV_READ);
+    c->tls_switch = true;
+    if (conn_unsent(c) == 0) {
+        tls_switch(c);
+        return;
+    }
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    bufferevent_enable(c->bev, EV_WRITE);
 }
 
 static void tls_established(struct conn *c)
@@ -592,6 +631,7 @@ static void start_auth(struct conn *c)
 static bool handle_out(struct conn *c, struct srv_out *out)
 {
     conn_send(c, out);
+    release_spool(c);
     switch (out->act) {
     case SRV_ACT_CLOSE:
         conn_close(c);
@@ -600,8 +640,7 @@ static bool handle_out(struct conn *c, struct srv_out *out)
         conn_submit(c, CJ_COMMIT);
         return false;
     case SRV_ACT_ABORT:
-        discard_async(c);
-        break;
+        break;      /* release_spool() above */
     case SRV_ACT_STARTTLS:
         start_tls(c);
         return false;
@@ -629,7 +668,7 @@ static void conn_process(struct conn *c)
     struct evbuffer *in = bufferevent_get_input(c->bev);
     struct srv_out out = { &d->replies, SRV_ACT_NONE };
     while (!c->closing && !c->busy) {
-        if (evbuffer_get_length(bufferevent_get_output(c->bev)) > OUT_MAX) {
+        if (conn_unsent(c) > OUT_MAX) {
             /* The client is not reading its replies: wait until it does. */
             bufferevent_disable(c->bev, EV_READ);
             bufferevent_setwatermark(c->bev, EV_WRITE, OUT_MAX / 2, 0);
@@ -721,44 +760,10 @@ static void on_read(struct bufferevent *bev, void *arg)
     conn_process(c);
 }
 
-/* Octets not yet handed to the kernel. A STARTTLS session's filter drains into the socket
- * bufferevent under it: both must be empty before the pair is freed, or the last reply (221,
- * 421) is lost. */
+/* Octets not yet handed to the kernel. */
 static size_t conn_unsent(struct conn *c)
 {
-    size_t n = evbuffer_get_length(bufferevent_get_output(c->bev));
-    struct bufferevent *u = bufferevent_get_underlying(c->bev);
-    if (u != NULL)
-        n += evbuffer_get_length(bufferevent_get_output(u));
-    return n;
-}
-
-static void on_linger(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct conn *c = arg;
-    if (c->closing && !c->busy && conn_unsent(c) == 0)
-        conn_free(c);
-}
-
-static void under_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
-{
-    struct conn *c = arg;
-    /* Free from the loop, not from inside libevent's write path. */
-    if (info->n_deleted > 0 && evbuffer_get_length(buf) == 0 && c->linger)
-        event_active(c->linger, EV_TIMEOUT, 1);
-}
-
-/* Closing with output still in the socket bufferevent under a TLS filter: free the
- * connection once that drains too (its write timeout still bounds the wait). */
-static void watch_under(struct conn *c)
-{
-    struct bufferevent *u = bufferevent_get_underlying(c->bev);
-    if (u == NULL || c->under_cb != NULL)
-        return;
-    c->linger = evtimer_new(c->d->base, on_linger, c);
-    c->under_cb = evbuffer_add_cb(bufferevent_get_output(u), under_drained, c);
+    return evbuffer_get_length(bufferevent_get_output(c->bev));
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
@@ -767,8 +772,11 @@ static void on_write(struct bufferevent *bev, void *arg)
     if (c->closing) {
         if (conn_unsent(c) == 0 && !c->busy)
             conn_free(c);
-        else if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-            watch_under(c);
+        return;
+    }
+    if (c->tls_switch) {
+        if (conn_unsent(c) == 0)
+            tls_switch(c);
         return;
     }
     /* Replies drained below the mark: read again. */
@@ -826,8 +834,6 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         bufferevent_disable(c->bev, EV_READ | EV_WRITE);
         return;
     }
-    if (c->srv.tx)
-        discard_async(c);
     conn_free(c);
 }
 
@@ -838,8 +844,8 @@ static void conn_close(struct conn *c)
         return;
     c->closing = true;
     bufferevent_disable(c->bev, EV_READ);
-    if (c->srv.tx && c->spool_fd != -1)
-        discard_async(c);
+    if (!c->busy)
+        release_spool(c);
     /* Nothing more will be read: a half-close lets the client see our last reply. */
     if (conn_unsent(c) == 0) {
         if (c->busy)
@@ -850,8 +856,6 @@ static void conn_close(struct conn *c)
     }
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     bufferevent_enable(c->bev, EV_WRITE);
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-        watch_under(c);
 }
 
 static void greet(struct conn *c)
@@ -953,11 +957,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     d->nconns++;
     if (ln->kind == LK_SMTPS) {
         /* Implicit TLS (RFC 8314): the greeting comes after the handshake. */
-        tls_wrap(c, NULL, fd);
-        if (c->bev == NULL) {
-            close(fd);
+        tls_wrap(c, fd);
+        if (c->bev == NULL)
             conn_free(c);
-        }
         return;
     }
     c->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -967,7 +969,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         return;
     }
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, 64 * 1024);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, IN_MAX);
     bufferevent_enable(c->bev, EV_READ);
     log_debug("sid=%x connect from [%s]%s%s", c->sid, ip, trusted ? " trusted" : "",
         relay ? " relay" : "");
@@ -1023,7 +1025,7 @@ void smtpd_adopt(struct smtpd *d, int fd, const char *user, bool trace_hold, con
         return;
     }
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, 64 * 1024);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, IN_MAX);
     bufferevent_enable(c->bev, EV_READ);
     log_debug("sid=%x local submission by %s", c->sid, user);
     greet(c);
@@ -1153,6 +1155,7 @@ void smtpd_free(struct smtpd *d)
 {
     if (d == NULL)
         return;
+    d->freeing = true;
     for (size_t i = 0; i < d->nls; i++)
         evconnlistener_free(d->ls[i].l);
     while (d->conns) {

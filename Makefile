@@ -66,6 +66,9 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libpostel.a
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libpostel.a \
 	    $(LDFLAGS) -lcmocka $(PKG_LIBS) $(LDLIBS)
 
+# The Maildir test makes the directory sync fail on purpose.
+$(BUILD)/tests/unit/deliver/test_maildir: LDFLAGS += -Wl,--wrap=fsx_dirsync
+
 deps:
 	@sh scripts/deps.sh
 

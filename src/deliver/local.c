@@ -88,7 +88,7 @@ static void mboxes_free(struct mboxes *d)
 /* Deliver one mailbox (or recall its outcome from earlier in this round). */
 static struct mbox *deliver_mailbox(const struct conf *c, struct mboxes *done,
     const struct env_msg *m, const char *rcpt, const char *user, const char *domain,
-    const char *content, size_t len, time_t now)
+    const char *content, size_t len, time_t now, bool retry)
 {
     struct mbox *b = mbox_find(done, user);
     if (b)
@@ -115,9 +115,12 @@ static struct mbox *deliver_mailbox(const struct conf *c, struct mboxes *done,
         str_escape(sender, sizeof sender, m->sender, strlen(m->sender));
     buf_printf(&prefix, "Return-Path: <%s>\nDelivered-To: %s@%s\n", sender, user,
         domain ? domain : c->nlocal_domains ? c->local_domains[0] : c->hostname);
-    char name[512], err[600];
-    int r = maildir_deliver(c->mail_dir, user, prefix.p, prefix.len, content, len, name,
-        sizeof name, err, sizeof err);
+    char name[512], err[600], key[64];
+    bool existed;
+    /* One key per message and mailbox: a second attempt finds the first one's copy. */
+    snprintf(key, sizeof key, "%lld.Q%s", (long long)m->arrival, m->id);
+    int r = maildir_deliver(c->mail_dir, user, key, retry ? MAILDIR_RETRY : MAILDIR_FIRST,
+        prefix.p, prefix.len, content, len, name, sizeof name, &existed, err, sizeof err);
     buf_free(&prefix);
     if (r == -1) {
         b->res = LOCAL_TEMP;
@@ -128,7 +131,8 @@ static struct mbox *deliver_mailbox(const struct conf *c, struct mboxes *done,
         return b;
     }
     log_info("%s to=<%s> mailbox=%s relay=local delay=%llds dsn=2.0.0 status=delivered "
-        "file=%s", m->id, rcpt, user, (long long)(now - m->arrival), name);
+        "file=%s%s", m->id, rcpt, user, (long long)(now - m->arrival), name,
+        existed ? " (delivered by an earlier attempt)" : "");
     return b;
 }
 
@@ -156,8 +160,8 @@ static int forward(struct spool *sp, const struct env_msg *m, const char *conten
 
 void local_deliver(const struct conf *c, const struct aliases *al, struct spool *sp,
     const struct env_msg *m,
-    const char *content, size_t len, time_t now, enum local_outcome *outcome, char **why,
-    struct env_msg *fwd)
+    const char *content, size_t len, time_t now, bool retry, enum local_outcome *outcome,
+    char **why, struct env_msg *fwd)
 {
     struct mboxes done = { 0 };
     memset(fwd, 0, sizeof *fwd);
@@ -190,7 +194,7 @@ void local_deliver(const struct conf *c, const struct aliases *al, struct spool 
         const char *last_why = NULL;
         for (size_t k = 0; k < res.nlocal; k++) {
             struct mbox *b = deliver_mailbox(c, &done, m, r->addr, res.local[k], domain,
-                content, len, now);
+                content, len, now, retry);
             if (b->res == LOCAL_TEMP)
                 temp = true;
             else if (b->res == LOCAL_PERM)

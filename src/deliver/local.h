@@ -31,11 +31,14 @@ enum local_outcome { LOCAL_SKIPPED, LOCAL_DELIVERED, LOCAL_TEMP, LOCAL_PERM };
  * set for each recipient handled. Aliases that point off-host are collected into one
  * forwarded copy, queued in sp with the original sender; *fwd receives its envelope
  * (fwd->nrcpt == 0: none) for the queue manager to schedule.
+ * Each mailbox gets one copy of m, ever: retry says an earlier attempt (before a restart,
+ * or one that failed half-way) may have delivered some already, so each Maildir is
+ * searched for it (new/ and cur/) before writing; without it only new/ is checked.
  */
 void local_deliver(const struct conf *c, const struct aliases *al, struct spool *sp,
     const struct env_msg *m,
-    const char *content, size_t len, time_t now, enum local_outcome *outcome, char **why,
-    struct env_msg *fwd);
+    const char *content, size_t len, time_t now, bool retry, enum local_outcome *outcome,
+    char **why, struct env_msg *fwd);
 
 /* Is the address in one of our domains (or a bare "postmaster")? */
 bool local_addr_is_local(const struct conf *c, const char *addr);

@@ -70,6 +70,7 @@ struct qmsg {
     bool delete_after;          /* DELETE arrived during a round */
     bool bounce_all;            /* BOUNCE: fail every pending recipient in the next round */
     bool flush_after;           /* FLUSH/ETRN arrived during a round: go again right after */
+    bool local_tried;           /* a local round ran, or the message came from a restart */
     qmgr_trace_fn trace_fn;
     qmgr_trace_done_fn trace_done;
     void *trace_arg;
@@ -264,7 +265,12 @@ static void local_job(struct tpool_job *j)
             e->rcpts[i].next_try <= now)
             e->rcpts[i].attempts++;
     pthread_mutex_unlock(&q->mu);
-    local_deliver(m->conf, m->aliases, q->sp, e, m->content.p, m->content.len, now, out, why, &fwd);
+    /* Before this round, a crash or a half-finished round may have delivered some mailboxes
+     * already: then they are searched for the copy. */
+    bool retry = m->local_tried;
+    m->local_tried = true;
+    local_deliver(m->conf, m->aliases, q->sp, e, m->content.p, m->content.len, now, retry, out,
+        why, &fwd);
     if (fwd.nrcpt > 0)
         keep_created(m, &fwd);
     for (size_t i = 0; i < e->nrcpt; i++) {
@@ -867,6 +873,7 @@ size_t qmgr_recover(struct qmgr *q)
             log_warnx("%s cannot read queue file: %s", ids[i], err);
         } else {
             struct qmsg *m = qmsg_link(q, &e);
+            m->local_tried = true;      /* a crash may have come after a delivery */
             /* After a restart every pending recipient is due now. */
             for (size_t k = 0; k < m->env.nrcpt; k++)
                 m->env.rcpts[k].next_try = 0;

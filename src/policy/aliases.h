@@ -126,8 +126,8 @@ struct alias_result {
  *
  * Returns 0; -1 for a permanent error (bad :include: file content, an :include: file that is
  * refused as unsafe (see the syntax notes above) or is too large, limits), -2 for a temporary
- * one (an :include: file that is missing or cannot be read). On error, err (size errsz) holds a one-line message and *res
- * is unchanged.
+ * one (an :include: file that is missing or cannot be read). On error, err (size errsz)
+ * holds a one-line message and *res is unchanged.
  */
 int aliases_expand(const struct aliases *a, const char *name,
     bool (*is_local_domain)(const char *domain, void *ctx), void *ctx,

@@ -1207,6 +1207,15 @@ int aliases_expand(const struct aliases *a, const char *name,
     if (rc != 0) {
         res_truncate(res->local, &res->nlocal, nlocal0);
         res_truncate(res->remote, &res->nremote, nremote0);
+        /* Unchanged means no array either: callers do not free a result after an error. */
+        if (res->nlocal == 0) {
+            free(res->local);
+            res->local = NULL;
+        }
+        if (res->nremote == 0) {
+            free(res->remote);
+            res->remote = NULL;
+        }
     }
     return rc;
 }

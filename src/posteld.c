@@ -3,8 +3,9 @@
  *
  * Usage: posteld [-f config] [-n] [-v]
  */
+#include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -31,6 +32,7 @@
 #include "queue/spool.h"
 #include "util/fsx.h"
 #include "util/log.h"
+#include "util/str.h"
 #include "util/tpool.h"
 
 struct daemon {
@@ -54,8 +56,21 @@ struct daemon {
 
 #define PICKUP_EVERY 5
 
-static uid_t chown_uid;
-static gid_t chown_gid;
+/* The directories postel keeps in spool_dir, and their modes when it creates them. */
+static const struct spool_subdir {
+    const char *name;
+    mode_t mode;
+    bool fix_mode;              /* set the mode even when the directory exists */
+} spool_subdirs[] = {
+    { "incoming", 0700, false },
+    { "queue", 0700, false },
+    { "corrupt", 0700, false },
+    { "maildrop", 01733, true },    /* anyone drops a file in, nobody else can list it */
+    { "tls", 0700, false },
+};
+
+/* Files postel itself makes in tls/ (tls_server_ctx() without tls_cert). */
+static const char *const tls_own_files[] = { "selfsigned.crt", "selfsigned.key", NULL };
 
 static void pickup_run(struct tpool_job *j)
 {
@@ -171,19 +186,160 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     log_info("SIGHUP: certificate and key reloaded");
 }
 
-static int chown_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+/*
+ * Create the directory name in the directory dirfd (AT_FDCWD: name is a path) with mode
+ * when it is missing, open it without following a symbolic link (top: a configured path, whose
+ * parents are the administrator's, may be reached through links; only its last component is
+ * not followed when it is a spool subdirectory), and give the directory itself, not its
+ * contents, to uid:gid. Returns the descriptor; the start is refused when this fails.
+ */
+static int own_dir(int dirfd, const char *name, const char *shown, mode_t mode, bool fix_mode,
+    bool top, uid_t uid, gid_t gid)
 {
-    (void)flag;
-    (void)ftw;
-    if ((st->st_uid != chown_uid || st->st_gid != chown_gid) &&
-        lchown(path, chown_uid, chown_gid) == -1)
-        log_warn("cannot chown %s", path);
-    return 0;
+    bool made = mkdirat(dirfd, name, mode) == 0;
+    if (!made && errno != EEXIST)
+        log_fatal("cannot create %s", shown);
+    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (top ? 0 : O_NOFOLLOW));
+    if (fd == -1)
+        log_fatal("%s: cannot open the directory (a symbolic link is not followed)", shown);
+    struct stat st;
+    if (fstat(fd, &st) == -1)
+        log_fatal("cannot stat %s", shown);
+    if ((st.st_uid != uid || st.st_gid != gid) && fchown(fd, uid, gid) == -1)
+        log_fatal("cannot give %s to uid %u", shown, (unsigned)uid);
+    /* mkdir() applies the umask; a drop directory needs its exact mode. */
+    if ((made || fix_mode) && (st.st_mode & 07777) != mode && fchmod(fd, mode) == -1)
+        log_fatal("cannot set the mode of %s", shown);
+    return fd;
 }
 
-/* Become the configured user for good: the spool, the mail store and the control socket
- * change hands first. Refuses to go on if root could be regained. */
-static void drop_privileges(const struct conf *c, const char *ctlpath)
+/*
+ * Give root's regular files directly in the spool directory dirfd (an earlier run wrote them
+ * before `user` was set) to uid:gid, so the daemon can read and rename them. Only regular files
+ * with one link are taken (lstat first, then the open file is checked to be the same inode),
+ * never a symbolic link, never recursively. only: if not NULL, just these names.
+ */
+static void take_root_files(int dirfd, const char *shown, const char *const *only, uid_t uid,
+    gid_t gid)
+{
+    int dfd = dup(dirfd);
+    DIR *d = dfd == -1 ? NULL : fdopendir(dfd);
+    if (d == NULL) {
+        if (dfd != -1)
+            close(dfd);
+        log_fatal("cannot read %s", shown);
+    }
+    size_t taken = 0, left = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *n = e->d_name;
+        if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0)
+            continue;
+        bool wanted = only == NULL;
+        for (size_t i = 0; !wanted && only[i] != NULL; i++)
+            wanted = strcmp(only[i], n) == 0;
+        struct stat lst, st;
+        if (!wanted || fstatat(dirfd, n, &lst, AT_SYMLINK_NOFOLLOW) == -1 || lst.st_uid != 0)
+            continue;
+        if (!S_ISREG(lst.st_mode) || lst.st_nlink != 1) {
+            left++;
+            continue;
+        }
+        int fd = openat(dirfd, n, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        if (fd == -1) {
+            left++;
+            continue;
+        }
+        if (fstat(fd, &st) == 0 && st.st_dev == lst.st_dev && st.st_ino == lst.st_ino &&
+            S_ISREG(st.st_mode) && st.st_nlink == 1 && fchown(fd, uid, gid) == 0)
+            taken++;
+        else
+            left++;
+        close(fd);
+    }
+    closedir(d);
+    if (taken > 0)
+        log_info("%s: %zu file(s) of root's from an earlier run given to uid %u", shown, taken,
+            (unsigned)uid);
+    if (left > 0)
+        log_warnx("%s: %zu entry(ies) owned by root left alone (not a regular file with one "
+            "link); the daemon may not be able to use them", shown, left);
+}
+
+/*
+ * The control socket's directory, when control_socket names one that does not exist yet.
+ * Returns true when it was made here (it then belongs to postel).
+ */
+static bool make_control_dir(const char *ctlpath)
+{
+    char dir[4096];
+    if (str_copy(dir, sizeof dir, ctlpath) == -1)
+        return false;
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL || slash == dir)
+        return false;
+    *slash = '\0';
+    struct stat st;
+    if (lstat(dir, &st) == 0)
+        return false;
+    if (fsx_mkdirs(dir, 0755) == -1) {
+        log_warn("cannot create %s", dir);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Hand what postel owns to uid:gid: spool_dir and its fixed subdirectories (created when
+ * missing), root's leftover files in queue/ and incoming/, the self-signed pair in tls/,
+ * mail_dir itself (not the Maildirs in it), the control socket and a directory made for it.
+ * Nothing is walked recursively and no symbolic link is followed; files submitters left in
+ * maildrop/ keep their owners (pickup learns the submitter from them).
+ */
+static void hand_over(const struct conf *c, const char *ctlpath, bool ctldir_made, uid_t uid,
+    gid_t gid)
+{
+    char shown[4400];
+    int sfd = own_dir(AT_FDCWD, c->spool_dir, c->spool_dir, 0700, false, true, uid, gid);
+    for (size_t i = 0; i < sizeof spool_subdirs / sizeof spool_subdirs[0]; i++) {
+        const struct spool_subdir *sd = &spool_subdirs[i];
+        snprintf(shown, sizeof shown, "%s/%s", c->spool_dir, sd->name);
+        int fd = own_dir(sfd, sd->name, shown, sd->mode, sd->fix_mode, false, uid, gid);
+        if (strcmp(sd->name, "queue") == 0 || strcmp(sd->name, "incoming") == 0)
+            take_root_files(fd, shown, NULL, uid, gid);
+        else if (strcmp(sd->name, "tls") == 0)
+            take_root_files(fd, shown, tls_own_files, uid, gid);
+        close(fd);
+    }
+    close(own_dir(AT_FDCWD, c->mail_dir, c->mail_dir, 0700, false, true, uid, gid));
+    /* The socket was bound a moment ago, as root: give it over without following a link. */
+    char dir[4096];
+    if (str_copy(dir, sizeof dir, ctlpath) == 0) {
+        char *slash = strrchr(dir, '/');
+        const char *base = ctlpath;
+        if (slash != NULL) {
+            base = ctlpath + (slash - dir) + 1;
+            *slash = '\0';
+        }
+        int dfd = slash == NULL ? AT_FDCWD : open(slash == dir ? "/" : dir,
+            O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        struct stat st;
+        if (dfd == -1)
+            log_warn("cannot open %s", dir);
+        else if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISSOCK(st.st_mode) &&
+            fchownat(dfd, base, uid, gid, AT_SYMLINK_NOFOLLOW) == -1)
+            log_warn("cannot chown %s", ctlpath);
+        if (dfd != -1 && ctldir_made && fchown(dfd, uid, gid) == -1)
+            log_warn("cannot chown %s", dir);
+        if (dfd != -1 && dfd != AT_FDCWD)
+            close(dfd);
+    }
+    close(sfd);
+}
+
+/* Become the configured user for good: what postel owns changes hands first (hand_over()).
+ * Refuses to go on if root could be regained. */
+static void drop_privileges(const struct conf *c, const char *ctlpath, bool ctldir_made)
 {
     struct passwd *pw = getpwnam(c->user);
     if (pw == NULL)
@@ -196,13 +352,7 @@ static void drop_privileges(const struct conf *c, const char *ctlpath)
     }
     if (pw->pw_uid == 0)
         log_fatalx("user = %s is root: pick an unprivileged user", c->user);
-    chown_uid = pw->pw_uid;
-    chown_gid = pw->pw_gid;
-    if (nftw(c->spool_dir, chown_one, 32, FTW_PHYS) == -1 ||
-        nftw(c->mail_dir, chown_one, 32, FTW_PHYS) == -1)
-        log_warn("cannot hand the spool or mail store to %s", c->user);
-    if (lchown(ctlpath, pw->pw_uid, pw->pw_gid) == -1)
-        log_warn("cannot chown %s", ctlpath);
+    hand_over(c, ctlpath, ctldir_made, pw->pw_uid, pw->pw_gid);
     gid_t g = pw->pw_gid;
     if (setgroups(1, &g) == -1 || setresgid(g, g, g) == -1 ||
         setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1)
@@ -309,10 +459,11 @@ int main(int argc, char **argv)
         .qmgr = dm.qmgr, .spool = sp, .wq = deliver_wq, .dns = dns, .remote = rm,
         .started = time(NULL), .reload = on_reload, .reload_arg = &dm,
     };
+    bool ctldir_made = conf->control_socket && make_control_dir(ctlpath);
     struct control *ctl = control_new(&cd, ctlpath);
     /* Ports are bound and keys read: from here on, no root. */
     if (conf->user)
-        drop_privileges(conf, ctlpath);
+        drop_privileges(conf, ctlpath, ctldir_made);
     else if (geteuid() == 0)
         log_warnx("running as root: set 'user' in the configuration to drop privileges");
     size_t n = qmgr_recover(dm.qmgr);

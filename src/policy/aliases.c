@@ -21,16 +21,18 @@
 #include <unistd.h>
 
 #include "util/buf.h"
+#include "util/log.h"
 #include "util/str.h"
 #include "util/xmalloc.h"
 
 #define NO_ENTRY SIZE_MAX
 #define ESC_MAX 200             /* octets of quoted input shown in an error message */
 
-/* Where entries came from: for error messages and relative :include: paths. */
+/* Where entries came from: for error messages, relative :include: paths and owner checks. */
 struct alias_src {
     char *origin;
     char *dir;                  /* NULL: current directory */
+    uid_t owner;                /* owner of the file; :include: files it names must match */
 };
 
 struct alias_entry {
@@ -326,7 +328,7 @@ static enum tgt classify(const char *t, size_t tl, size_t *at)
  * to out. m maps offsets in s to line numbers. Returns 0, or -1 with "origin:line: what".
  */
 static int parse_rhs(const char *s, size_t start, size_t end, const struct segmap *m,
-    const char *origin, struct strvec *out, char *err, size_t errsz)
+    const char *origin, bool quote, struct strvec *out, char *err, size_t errsz)
 {
     char e[ESC_MAX];
     size_t i = start;
@@ -366,15 +368,22 @@ static int parse_rhs(const char *s, size_t start, size_t end, const struct segma
             unsigned long line = segmap_line(m, ts);
             switch (classify(s + ts, te - ts, &at)) {
             case TGT_FILEPIPE:
-                set_err(err, errsz, "%s:%lu: file and pipe targets are not supported: %s",
-                    origin, line, esc(e, sizeof e, s + ts, te - ts));
+                if (quote)
+                    set_err(err, errsz, "%s:%lu: file and pipe targets are not supported: %s",
+                        origin, line, esc(e, sizeof e, s + ts, te - ts));
+                else
+                    set_err(err, errsz, "%s:%lu: file and pipe targets are not supported",
+                        origin, line);
                 return -1;
             case TGT_EMPTY_INCLUDE:
                 set_err(err, errsz, "%s:%lu: empty :include: path", origin, line);
                 return -1;
             case TGT_BAD:
-                set_err(err, errsz, "%s:%lu: bad target: %s", origin, line,
-                    esc(e, sizeof e, s + ts, te - ts));
+                if (quote)
+                    set_err(err, errsz, "%s:%lu: bad target: %s", origin, line,
+                        esc(e, sizeof e, s + ts, te - ts));
+                else
+                    set_err(err, errsz, "%s:%lu: bad address", origin, line);
                 return -1;
             default:
                 strvec_push(out, xstrndup(s + ts, te - ts));
@@ -445,12 +454,14 @@ static void table_add(struct aliases *a, const struct alias_entry *e)
     a->n++;
 }
 
-static struct alias_src *table_add_src(struct aliases *a, const char *origin, const char *dir)
+static struct alias_src *table_add_src(struct aliases *a, const char *origin, const char *dir,
+    uid_t owner)
 {
     struct alias_src *s = xcalloc(1, sizeof *s);
 
     s->origin = xstrdup(origin);
     s->dir = dir ? xstrdup(dir) : NULL;
+    s->owner = owner;
     a->srcs = xreallocarray(a->srcs, a->nsrcs + 1, sizeof *a->srcs);
     a->srcs[a->nsrcs++] = s;
     return s;
@@ -498,7 +509,7 @@ static int finish_entry(struct parser *p)
             origin, line, esc(e, sizeof e, s, nl), p->a->ent[idx].line);
         return -1;
     }
-    if (parse_rhs(s, (size_t)(colon - s) + 1, len, &p->m, origin, &p->tv, p->err,
+    if (parse_rhs(s, (size_t)(colon - s) + 1, len, &p->m, origin, true, &p->tv, p->err,
             p->errsz) == -1)
         return -1;
     if (p->tv.n == 0) {
@@ -577,7 +588,7 @@ struct aliases *aliases_parse(const char *text, size_t n, const char *origin, co
 
     memset(&p, 0, sizeof p);
     p.a = table_new();
-    p.src = table_add_src(p.a, origin ? origin : "aliases", dir);
+    p.src = table_add_src(p.a, origin ? origin : "aliases", dir, geteuid());
     p.err = err;
     p.errsz = errsz;
     buf_init(&p.lb, ALIASES_FILE_MAX);
@@ -593,38 +604,21 @@ struct aliases *aliases_parse(const char *text, size_t n, const char *origin, co
 }
 
 /*
- * Read a whole regular file. Returns 0 (*data NUL-terminated, free it), -2 when it cannot be
- * opened or read (why: strerror), -1 when it is not a regular file or too large.
+ * Read the rest of the regular file open on fd (st: its fstat()); fd is closed. Returns 0
+ * (*data NUL-terminated, free it), -2 when it cannot be read (why: strerror), -1 when it is
+ * too large.
  */
-static int read_file(const char *path, char **data, size_t *len, const char **why)
+static int read_fd(int fd, const struct stat *st, char **data, size_t *len, const char **why)
 {
-    struct stat st;
     size_t cap, n = 0;
     char *d;
-    int fd;
 
-    /* O_NONBLOCK: a FIFO must not hang us in open(); it is refused below anyway. */
-    fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-    if (fd == -1) {
-        *why = strerror(errno);
-        return -2;
-    }
-    if (fstat(fd, &st) == -1) {
-        *why = strerror(errno);
-        (void)close(fd);
-        return -2;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        *why = "not a regular file";
-        (void)close(fd);
-        return -1;
-    }
-    if ((unsigned long long)st.st_size > ALIASES_FILE_MAX) {
+    if ((unsigned long long)st->st_size > ALIASES_FILE_MAX) {
         *why = "file too large";
         (void)close(fd);
         return -1;
     }
-    cap = (size_t)st.st_size + 1;
+    cap = (size_t)st->st_size + 1;
     d = xmalloc(cap);
     for (;;) {
         ssize_t r;
@@ -658,6 +652,57 @@ static int read_file(const char *path, char **data, size_t *len, const char **wh
     return 0;
 }
 
+/*
+ * Open path for reading and fstat it into *st. nofollow: a symbolic link as the last
+ * component is refused. Returns the descriptor; -2 when it cannot be opened (why: strerror),
+ * -1 when it is a symbolic link (nofollow) or not a regular file.
+ */
+static int open_regular(const char *path, bool nofollow, struct stat *st, const char **why)
+{
+    struct stat lst;
+    int fd, flags = O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC;
+
+    /* O_NONBLOCK: a FIFO must not hang us in open(); it is refused below anyway. */
+    fd = open(path, flags | (nofollow ? O_NOFOLLOW : 0));
+    if (fd == -1) {
+        int e = errno;
+        if (nofollow && e == ELOOP && lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode)) {
+            *why = "is a symbolic link";
+            return -1;
+        }
+        *why = strerror(e);
+        return -2;
+    }
+    if (fstat(fd, st) == -1) {
+        *why = strerror(errno);
+        (void)close(fd);
+        return -2;
+    }
+    if (!S_ISREG(st->st_mode)) {
+        *why = "not a regular file";
+        (void)close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/*
+ * Read a whole regular file, following symbolic links. Returns 0 (*data NUL-terminated,
+ * free it; *owner: its owner), -2 when it cannot be opened or read (why: strerror), -1 when
+ * it is not a regular file or too large.
+ */
+static int read_file(const char *path, char **data, size_t *len, uid_t *owner,
+    const char **why)
+{
+    struct stat st;
+    int fd = open_regular(path, false, &st, why);
+
+    if (fd < 0)
+        return fd;
+    *owner = st.st_uid;
+    return read_fd(fd, &st, data, len, why);
+}
+
 /* Directory part of path (an allocated copy), or NULL when it has no '/'. */
 static char *dir_of(const char *path)
 {
@@ -676,8 +721,9 @@ struct aliases *aliases_load(const char *path, char *err, size_t errsz)
     const char *why = NULL;
     char *data = NULL, *dir;
     size_t len = 0;
+    uid_t owner = 0;
 
-    if (read_file(path, &data, &len, &why) != 0) {
+    if (read_file(path, &data, &len, &owner, &why) != 0) {
         set_err(err, errsz, "%s: %s", path, why);
         return NULL;
     }
@@ -685,6 +731,8 @@ struct aliases *aliases_load(const char *path, char *err, size_t errsz)
     a = aliases_parse(data, len, path, dir, err, errsz);
     free(dir);
     free(data);
+    if (a != NULL)
+        a->srcs[0]->owner = owner;  /* :include: files it names must be root's or its own */
     return a;
 }
 
@@ -864,7 +912,7 @@ struct xp {
     size_t errsz;
 };
 
-static int xp_target(struct xp *x, const char *t, size_t tl, const char *dir);
+static int xp_target(struct xp *x, const char *t, size_t tl, const char *dir, uid_t owner);
 static int xp_alias(struct xp *x, size_t idx);
 
 static void xp_add_local(struct xp *x, char *name)
@@ -918,7 +966,7 @@ static int xp_alias(struct xp *x, size_t idx)
     x->state[idx] = ST_ON_PATH;
     x->depth++;
     for (char **m = e->members; *m != NULL; m++) {
-        int rc = xp_target(x, *m, strlen(*m), e->src->dir);
+        int rc = xp_target(x, *m, strlen(*m), e->src->dir, e->src->owner);
         if (rc != 0)
             return rc;
     }
@@ -943,20 +991,59 @@ static int parse_include(struct xp *x, const char *path, const char *text, size_
         if (rc == 0 && !is_ignorable(l, ll)) {
             m.n = 0;
             segmap_push(&m, 0, line);
-            rc = parse_rhs(l, 0, ll, &m, path, out, x->err, x->errsz);
+            /* false: an error names the file and line, never its bytes (it may hold
+             * anything; the message reaches bounces and "postel verify"). */
+            rc = parse_rhs(l, 0, ll, &m, path, false, out, x->err, x->errsz);
         }
     }
     free(m.s);
     return rc;
 }
 
-static int xp_include(struct xp *x, const char *path, size_t plen, const char *dir)
+/*
+ * Refuse the :include: file path for reason: a permanent error for the recipient (the
+ * administrator must fix the file) and a warning in the log. Never quotes the contents.
+ */
+static int refuse_include(struct xp *x, const char *path, const char *reason)
+{
+    log_warnx(":include: file %s refused: %s", path, reason);
+    set_err(x->err, x->errsz, "mail system configuration error: :include: file %s refused: %s",
+        path, reason);
+    return -1;
+}
+
+/*
+ * Is the :include: file behind fd (st: its fstat()) safe to read for a file owned by owner?
+ * Returns NULL if so, else the reason (static text, or written into buf).
+ */
+static const char *include_unsafe(const struct stat *st, uid_t owner, char *buf, size_t bsz)
+{
+    if (st->st_uid != 0 && st->st_uid != owner) {
+        (void)snprintf(buf, bsz, "owned by uid %u, not by root or by uid %u (the owner of "
+            "the file that names it)", (unsigned)st->st_uid, (unsigned)owner);
+        return buf;
+    }
+    if (st->st_mode & (S_IWGRP | S_IWOTH))
+        return "writable by group or others";
+    /* A user's list must not read root's files for them: a root-owned file named by a
+     * file of another owner must be readable by everyone. */
+    if (st->st_uid != owner && !(st->st_mode & S_IROTH)) {
+        (void)snprintf(buf, bsz, "not readable by uid %u (the owner of the file that "
+            "names it)", (unsigned)owner);
+        return buf;
+    }
+    return NULL;
+}
+
+static int xp_include(struct xp *x, const char *path, size_t plen, const char *dir,
+    uid_t owner)
 {
     struct strvec tv = { 0 };
+    struct stat st;
     const char *why = NULL;
-    char *full, *data = NULL, *incdir;
+    char *full, *data = NULL, *incdir, reason[160];
     size_t len = 0;
-    int rc;
+    int rc, fd;
 
     if (x->idepth >= ALIASES_INCLUDE_MAX) {
         char e[ESC_MAX];
@@ -983,7 +1070,20 @@ static int xp_include(struct xp *x, const char *path, size_t plen, const char *d
         }
     }
     strvec_push(&x->incs, full);
-    rc = read_file(full, &data, &len, &why);
+    /* sendmail's and Postfix's rules: a regular file (a symbolic link is not followed),
+     * owned by root or by the owner of the file that names it, not writable by others. */
+    fd = open_regular(full, true, &st, &why);
+    if (fd == -1)
+        return refuse_include(x, full, why);
+    if (fd == -2) {
+        set_err(x->err, x->errsz, "cannot read :include: file %s: %s", full, why);
+        return -2;
+    }
+    if ((why = include_unsafe(&st, owner, reason, sizeof reason)) != NULL) {
+        (void)close(fd);
+        return refuse_include(x, full, why);
+    }
+    rc = read_fd(fd, &st, &data, &len, &why);
     if (rc != 0) {
         set_err(x->err, x->errsz, "cannot read :include: file %s: %s", full, why);
         return rc;
@@ -994,7 +1094,7 @@ static int xp_include(struct xp *x, const char *path, size_t plen, const char *d
         incdir = dir_of(full);
         x->idepth++;
         for (size_t i = 0; i < tv.n && rc == 0; i++)
-            rc = xp_target(x, tv.v[i], strlen(tv.v[i]), incdir);
+            rc = xp_target(x, tv.v[i], strlen(tv.v[i]), incdir, st.st_uid);
         x->idepth--;
         free(incdir);
     }
@@ -1020,10 +1120,9 @@ static char *unquote_local(const char *t, size_t n)
     return s;
 }
 
-static int xp_target(struct xp *x, const char *t, size_t tl, const char *dir)
+static int xp_target(struct xp *x, const char *t, size_t tl, const char *dir, uid_t owner)
 {
     size_t at;
-    char e[ESC_MAX];
 
     switch (classify(t, tl, &at)) {
     case TGT_LOCAL:
@@ -1031,7 +1130,7 @@ static int xp_target(struct xp *x, const char *t, size_t tl, const char *dir)
     case TGT_USER:
         return xp_local(x, t + 1, tl - 1, true);
     case TGT_INCLUDE:
-        return xp_include(x, t + at, tl - at, dir);
+        return xp_include(x, t + at, tl - at, dir, owner);
     case TGT_ADDR:
         if (x->is_local != NULL) {
             char *domain = xstrndup(t + at + 1, tl - at - 1);
@@ -1048,7 +1147,7 @@ static int xp_target(struct xp *x, const char *t, size_t tl, const char *dir)
         return 0;
     default:
         /* The parsers let no other kind through. */
-        set_err(x->err, x->errsz, "bad target: %s", esc(e, sizeof e, t, tl));
+        set_err(x->err, x->errsz, "bad target");
         return -1;
     }
 }
@@ -1108,6 +1207,15 @@ int aliases_expand(const struct aliases *a, const char *name,
     if (rc != 0) {
         res_truncate(res->local, &res->nlocal, nlocal0);
         res_truncate(res->remote, &res->nremote, nremote0);
+        /* Unchanged means no array either: callers do not free a result after an error. */
+        if (res->nlocal == 0) {
+            free(res->local);
+            res->local = NULL;
+        }
+        if (res->nremote == 0) {
+            free(res->remote);
+            res->remote = NULL;
+        }
     }
     return rc;
 }

@@ -27,6 +27,16 @@
  *     path is relative to the directory of the file that names it (the aliases file, or the
  *     including :include: file); when that is unknown (aliases_parse() with dir NULL), to the
  *     current directory.
+ *   - An :include: file is read only if it is a regular file (a symbolic link as the last
+ *     component is not followed), owned by root or by the owner of the file that names it
+ *     (the aliases file for aliases_load(), the process's effective uid at parse time for
+ *     aliases_parse(), or the including :include: file), not writable by group or others,
+ *     and, when it is root's but named by another owner's file, readable by everyone (a
+ *     user's list cannot read root's files for them). Otherwise it is refused: a permanent
+ *     error "mail system configuration error: :include: file PATH refused: REASON" and a
+ *     warning in the log naming the file and the reason.
+ *   - Errors about an :include: file give its path and line number, never bytes of its
+ *     contents: they reach bounces and "postel verify" output.
  */
 #ifndef POSTEL_POLICY_ALIASES_H
 #define POSTEL_POLICY_ALIASES_H
@@ -115,9 +125,9 @@ struct alias_result {
  *     that mail is bounced rather than silently discarded.
  *
  * Returns 0; -1 for a permanent error (bad :include: file content, an :include: file that is
- * not a regular file or is too large, limits), -2 for a temporary one (an :include: file that
- * is missing or cannot be read). On error, err (size errsz) holds a one-line message and *res
- * is unchanged.
+ * refused as unsafe (see the syntax notes above) or is too large, limits), -2 for a temporary
+ * one (an :include: file that is missing or cannot be read). On error, err (size errsz)
+ * holds a one-line message and *res is unchanged.
  */
 int aliases_expand(const struct aliases *a, const char *name,
     bool (*is_local_domain)(const char *domain, void *ctx), void *ctx,

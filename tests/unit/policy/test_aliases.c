@@ -13,6 +13,10 @@
 
 #include <cmocka.h>
 
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "policy/aliases.h"
 #include "util/buf.h"
 #include "util/xmalloc.h"
@@ -620,8 +624,8 @@ static void test_include_bad_content_and_empty(void **state)
 
     assert_non_null(a);
     assert_int_equal(expand(a, "badinc", &r), -1);
-    assert_string_equal(err, FIXDIR
-        "/inc/bad.txt:2: file and pipe targets are not supported: |/bin/sh");
+    /* The file and line, never its bytes. */
+    assert_string_equal(err, FIXDIR "/inc/bad.txt:2: file and pipe targets are not supported");
     assert_int_equal(r.nlocal, 0);
     assert_int_equal(expand(a, "empty", &r), -1);
     assert_string_equal(err, "alias \"empty\" expands to no recipients");
@@ -636,9 +640,130 @@ static void test_include_not_regular(void **state)
     struct alias_result r = { 0 };
 
     assert_int_equal(expand(a, "d", &r), -1);
-    assert_string_equal(err, "cannot read :include: file " FIXDIR "/inc: not a regular file");
+    assert_string_equal(err, "mail system configuration error: :include: file " FIXDIR
+        "/inc refused: not a regular file");
     alias_result_free(&r);
     aliases_free(a);
+}
+
+/* ---- :include: safety (a scratch directory under /tmp) ---- */
+
+static char scratch[64];
+
+static void scratch_file(const char *name, const char *text, mode_t mode, char *path,
+    size_t psz)
+{
+    FILE *f;
+
+    assert_true((size_t)snprintf(path, psz, "%s/%s", scratch, name) < psz);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fputs(text, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(chmod(path, mode), 0);
+}
+
+static int scratch_setup(void **state)
+{
+    (void)state;
+    (void)snprintf(scratch, sizeof scratch, "/tmp/test_aliases.XXXXXX");
+    return mkdtemp(scratch) == NULL ? -1 : 0;
+}
+
+static int scratch_teardown(void **state)
+{
+    const char *names[] = { "secret", "list", "pipe", "gw", "ow", "good", "link", NULL };
+    char path[128];
+
+    (void)state;
+    for (size_t i = 0; names[i] != NULL; i++) {
+        (void)snprintf(path, sizeof path, "%s/%s", scratch, names[i]);
+        (void)unlink(path);
+    }
+    return rmdir(scratch);
+}
+
+/* Expand name in a table "name: :include:path"; returns the rc, err set. */
+static int expand_include(const char *path, struct alias_result *r)
+{
+    char text[256];
+    struct aliases *a;
+    int rc;
+
+    (void)snprintf(text, sizeof text, "x: :include:%s\n", path);
+    a = parse_ok(text);
+    rc = expand(a, "x", r);
+    aliases_free(a);
+    return rc;
+}
+
+static void test_include_contents_never_quoted(void **state)
+{
+    (void)state;
+    char secret[128], list[128], pipe[128], text[200];
+    struct alias_result r = { 0 };
+
+    /* A list that names a password file: the parse error names file and line only. */
+    scratch_file("secret", "# shadow\nroot:$6$SECRETHASH$Zq0:19000:0:99999:7:::\n", 0600,
+        secret, sizeof secret);
+    (void)snprintf(text, sizeof text, "bob\n:include:%s\n", secret);
+    scratch_file("list", text, 0644, list, sizeof list);
+    assert_int_equal(expand_include(list, &r), -1);
+    assert_null(strstr(err, "SECRET"));
+    assert_null(strstr(err, "root"));
+    (void)snprintf(text, sizeof text, "%s:2: bad address", secret);
+    assert_string_equal(err, text);
+    assert_int_equal(r.nlocal, 0);
+
+    scratch_file("pipe", "alice, \"|/bin/echo SECRETHASH\"\n", 0644, pipe, sizeof pipe);
+    assert_int_equal(expand_include(pipe, &r), -1);
+    assert_null(strstr(err, "SECRET"));
+    (void)snprintf(text, sizeof text, "%s:1: file and pipe targets are not supported", pipe);
+    assert_string_equal(err, text);
+    alias_result_free(&r);
+}
+
+static void test_include_writable_by_others_refused(void **state)
+{
+    (void)state;
+    char gw[128], ow[128], good[128], want[300];
+    struct alias_result r = { 0 };
+
+    scratch_file("good", "carol\n", 0644, good, sizeof good);
+    assert_int_equal(expand_include(good, &r), 0);
+    assert_list(r.local, r.nlocal, LIST("carol"));
+    alias_result_free(&r);
+
+    scratch_file("gw", "carol\n", 0664, gw, sizeof gw);
+    assert_int_equal(expand_include(gw, &r), -1);
+    (void)snprintf(want, sizeof want, "mail system configuration error: :include: file %s "
+        "refused: writable by group or others", gw);
+    assert_string_equal(err, want);
+    scratch_file("ow", "carol\n", 0646, ow, sizeof ow);
+    assert_int_equal(expand_include(ow, &r), -1);
+    (void)snprintf(want, sizeof want, "mail system configuration error: :include: file %s "
+        "refused: writable by group or others", ow);
+    assert_string_equal(err, want);
+    assert_int_equal(r.nlocal, 0);
+    alias_result_free(&r);
+}
+
+static void test_include_symlink_refused(void **state)
+{
+    (void)state;
+    char good[128], link[128], want[300];
+    struct alias_result r = { 0 };
+
+    scratch_file("good", "carol\n", 0644, good, sizeof good);
+    (void)snprintf(link, sizeof link, "%s/link", scratch);
+    (void)unlink(link);
+    assert_int_equal(symlink(good, link), 0);
+    assert_int_equal(expand_include(link, &r), -1);
+    (void)snprintf(want, sizeof want, "mail system configuration error: :include: file %s "
+        "refused: is a symbolic link", link);
+    assert_string_equal(err, want);
+    assert_int_equal(r.nlocal, 0);
+    alias_result_free(&r);
 }
 
 static void test_large_table(void **state)
@@ -738,6 +863,12 @@ int main(void)
         cmocka_unit_test(test_include_depth),
         cmocka_unit_test(test_include_bad_content_and_empty),
         cmocka_unit_test(test_include_not_regular),
+        cmocka_unit_test_setup_teardown(test_include_contents_never_quoted, scratch_setup,
+            scratch_teardown),
+        cmocka_unit_test_setup_teardown(test_include_writable_by_others_refused,
+            scratch_setup, scratch_teardown),
+        cmocka_unit_test_setup_teardown(test_include_symlink_refused, scratch_setup,
+            scratch_teardown),
         cmocka_unit_test(test_large_table),
         cmocka_unit_test(test_large_result),
     };

@@ -4,6 +4,7 @@
 #include "net/tls.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -28,6 +29,21 @@ static void ssl_err(char *err, size_t errsz, const char *what)
         ERR_error_string_n(e, buf, sizeof buf);
     snprintf(err, errsz, "%s%s%s", what, buf[0] ? ": " : "", buf);
     ERR_clear_error();
+}
+
+/* A new file at path, never through a link someone left there (the directory may belong to
+ * the daemon's user while this runs as root): whatever is at path is removed first. */
+static FILE *create_new(const char *path, mode_t mode)
+{
+    if (unlink(path) == -1 && errno != ENOENT)
+        return NULL;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd == -1)
+        return NULL;
+    FILE *f = fdopen(fd, "w");
+    if (f == NULL)
+        close(fd);
+    return f;
 }
 
 /* Make a self-signed P-256 certificate for hostname, valid ten years. */
@@ -71,15 +87,13 @@ static int make_selfsigned(const char *crt, const char *key, const char *hostnam
         ssl_err(err, errsz, "cannot sign the certificate");
         goto out;
     }
-    mode_t old = umask(077);
-    f = fopen(key, "w");
-    umask(old);
+    f = create_new(key, 0600);
     if (f == NULL || PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL) != 1) {
         snprintf(err, errsz, "cannot write %s: %s", key, strerror(errno));
         goto out;
     }
     fclose(f);
-    f = fopen(crt, "w");
+    f = create_new(crt, 0644);
     if (f == NULL || PEM_write_X509(f, x) != 1) {
         snprintf(err, errsz, "cannot write %s: %s", crt, strerror(errno));
         goto out;

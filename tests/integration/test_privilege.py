@@ -295,3 +295,26 @@ def test_root_queue_files_of_an_earlier_run_are_taken_over(pub):
         second.log[-2000:]
     assert os.path.exists(qf) and owner(qf) == (NOBODY.pw_uid, NOBODY.pw_gid)
     assert second.healthy()
+
+
+def test_selfsigned_pair_is_never_written_through_a_link(pub):
+    """tls/ belongs to the daemon's user, and root makes the self-signed pair there at start:
+    a link the user left in place of the key must not make root write through it."""
+    victim = os.path.join(pub.path, "root-only")
+    with open(victim, "w") as f:
+        f.write("root's file\n")
+    os.chmod(victim, 0o600)
+
+    def plant(base):
+        tls = os.path.join(base, "spool", "tls")
+        os.makedirs(tls)
+        os.symlink(victim, os.path.join(tls, "selfsigned.key"))
+        os.chown(tls, NOBODY.pw_uid, NOBODY.pw_gid)
+
+    p = start(pub, precreate=plant)
+    assert p.wait_log(r"tls: made a self-signed certificate")
+    with open(victim) as f:
+        assert f.read() == "root's file\n", "root wrote the key through the link"
+    assert owner(victim) == (0, 0)
+    key = os.path.join(p.spool, "tls", "selfsigned.key")
+    assert not os.path.islink(key) and stat.S_IMODE(os.lstat(key).st_mode) == 0o600

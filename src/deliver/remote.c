@@ -671,7 +671,7 @@ static bool relayhost_auth_refused(struct session *s)
     snprintf(why, sizeof why, "relayhost_auth not sent: TLS not verified (the TLS policy for "
         "%.200s is %s; see relayhost_auth in postel.conf(5))", c->relayhost,
         conf_tls_name(pol));
-    log_warnx("remote: %s", why);
+    /* the queue manager logs it with the queue id: "ID to=<...> ... status=deferred (why)" */
     trace(s->req, "info", "%s", why);
     fail_open(s, CLI_R_TEMP, "4.7.0", why);
     return true;

@@ -379,6 +379,19 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_add(dm->stop_check, &tv);
 }
 
+/* conf_warnings() callbacks: posteld -n prints them, a starting daemon logs them. */
+static void warn_stderr(void *arg, const char *text)
+{
+    (void)arg;
+    fprintf(stderr, "posteld: warning: %s\n", text);
+}
+
+static void warn_log(void *arg, const char *text)
+{
+    (void)arg;
+    log_warnx("config: %s", text);
+}
+
 int main(int argc, char **argv)
 {
     const char *file = NULL;
@@ -406,10 +419,13 @@ int main(int argc, char **argv)
     }
     if (check) {
         conf_print(conf, stdout);
+        fflush(stdout);
+        conf_warnings(conf, warn_stderr, NULL);
         conf_free(conf);
         return 0;
     }
     log_init("posteld", use_syslog, debug || conf->log_debug ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+    conf_warnings(conf, warn_log, NULL);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(conf);
 

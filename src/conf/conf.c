@@ -32,7 +32,7 @@ const char conf_default_text[] =
     "relay_networks =\n";
 
 enum ctype { CT_STR, CT_LISTEN, CT_LIST, CT_CIDRS, CT_SIZE, CT_COUNT, CT_TIME, CT_MS, CT_BOOL,
-    CT_LOOKUP };
+    CT_LOOKUP, CT_TLS, CT_TLSMAP, CT_CRED };
 
 struct ckey {
     const char *name;
@@ -53,8 +53,8 @@ static const struct ckey keys[] = {
     { "tls_cert", CT_STR, OFF(tls_cert), "certificate chain (PEM); empty: self-signed" },
     { "tls_key", CT_STR, OFF(tls_key), "private key (PEM)" },
     { "tls_ca_file", CT_STR, OFF(tls_ca_file), "CAs for outbound verify; empty: system" },
-    { "tls_policy", CT_STR, OFF(tls_policy), "outbound TLS: none, may, encrypt, verify" },
-    { "tls_policy_map", CT_STR, OFF(tls_policy_map), "per destination: domain=policy ..." },
+    { "tls_policy", CT_TLS, OFF(tls_policy), "outbound TLS: none, may, encrypt, verify" },
+    { "tls_policy_map", CT_TLSMAP, OFF(tls_policy_map), "per destination: domain=policy ..." },
     { "auth_passwd_file", CT_STR, OFF(auth_passwd_file), "AUTH users (user:crypt-hash)" },
     { "sender_login_file", CT_STR, OFF(sender_login_file),
         "which users may send as which addresses" },
@@ -63,7 +63,10 @@ static const struct ckey keys[] = {
     { "auth_max_failures", CT_COUNT, OFF(auth_max_failures),
         "failed logins per address before a lockout" },
     { "auth_lockout", CT_TIME, OFF(auth_lockout), "how long a lockout lasts" },
-    { "relayhost_auth", CT_STR, OFF(relayhost_auth), "user:password for the smarthost" },
+    { "relayhost_auth", CT_CRED, OFF(relayhost_user),
+        "user:password for the relayhost, sent only over verified TLS" },
+    { "relayhost_auth_unverified_tls", CT_BOOL, OFF(relayhost_auth_unverified_tls),
+        "RISK: send relayhost_auth over TLS whose certificate is not verified" },
     { "spool_dir", CT_STR, OFF(spool_dir), "the queue" },
     { "mail_dir", CT_STR, OFF(mail_dir), "Maildirs: <mail_dir>/<user>/" },
     { "local_domains", CT_LIST, OFF(local_domains), "domains delivered here" },
@@ -149,7 +152,7 @@ static void set_defaults(struct conf *c)
     c->double_bounce = CONF_LOOKUP_ON;
     c->admin_group = xstrdup("mail");
     c->tls = true;
-    c->tls_policy = xstrdup("may");
+    c->tls_policy = CONF_TLS_MAY;
     c->auth_max_failures = 5;
     c->auth_lockout = 600;
 }
@@ -159,6 +162,24 @@ static void free_list(char **v, size_t n)
     for (size_t i = 0; i < n; i++)
         free(v[i]);
     free(v);
+}
+
+static void tls_map_free(struct conf_tls_map *m)
+{
+    for (size_t i = 0; i < m->n; i++)
+        free(m->v[i].dest);
+    free(m->v);
+    m->v = NULL;
+    m->n = 0;
+}
+
+/* Free a secret string after wiping it. */
+static void free_secret(char **s)
+{
+    if (*s)
+        explicit_bzero(*s, strlen(*s));
+    free(*s);
+    *s = NULL;
 }
 
 struct conf *conf_ref(struct conf *c)
@@ -178,10 +199,13 @@ void conf_free(struct conf *c)
     free(c->relayhost);
     free(c->dns_servers);
     free(c->control_socket);
-    char **strs[] = { &c->user, &c->tls_cert, &c->tls_key, &c->tls_ca_file, &c->tls_policy,
-        &c->tls_policy_map, &c->auth_passwd_file, &c->sender_login_file, &c->relayhost_auth };
+    char **strs[] = { &c->user, &c->tls_cert, &c->tls_key, &c->tls_ca_file,
+        &c->auth_passwd_file, &c->sender_login_file };
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         free(*strs[i]);
+    tls_map_free(&c->tls_policy_map);
+    free_secret(&c->relayhost_user);
+    free_secret(&c->relayhost_pass);
     free(c->admin_group);
     free_list(c->local_domains, c->nlocal_domains);
     free_list(c->local_users, c->nlocal_users);
@@ -280,6 +304,93 @@ static int parse_listen(const char *w, struct conf_listen *l)
     if (cidr_parse(l->host, &probe) == -1)
         return -1;
     l->port = (int)p;
+    return 0;
+}
+
+static const char *const tls_names[] = { "none", "may", "encrypt", "verify" };
+
+const char *conf_tls_name(enum conf_tls p)
+{
+    return (size_t)p < sizeof tls_names / sizeof tls_names[0] ? tls_names[p] : "?";
+}
+
+static int parse_tls(const char *v, enum conf_tls *out)
+{
+    for (size_t i = 0; i < sizeof tls_names / sizeof tls_names[0]; i++) {
+        if (strcmp(v, tls_names[i]) == 0) {
+            *out = (enum conf_tls)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* tls_policy_map: "dest=policy" words; m is replaced only when all of them are valid. */
+static int parse_tls_map(char *v, struct conf_tls_map *m, char *err, size_t errsz)
+{
+    struct conf_tls_map n = { NULL, 0 };
+    size_t cap = 0;
+    char *save = NULL;
+    for (char *w = strtok_r(v, " \t,", &save); w; w = strtok_r(NULL, " \t,", &save)) {
+        char *eq = strchr(w, '=');
+        enum conf_tls pol;
+        if (eq == NULL || eq == w) {
+            snprintf(err, errsz, "tls_policy_map: '%.200s' is not destination=policy", w);
+            goto fail;
+        }
+        *eq = '\0';
+        if (parse_tls(eq + 1, &pol) == -1) {
+            snprintf(err, errsz, "tls_policy_map: %.200s: unknown policy '%.40s' (want none, "
+                "may, encrypt or verify)", w, eq + 1);
+            goto fail;
+        }
+        for (size_t i = 0; i < n.n; i++) {
+            if (strcasecmp(n.v[i].dest, w) == 0) {
+                snprintf(err, errsz, "tls_policy_map: '%.200s' is listed twice", w);
+                goto fail;
+            }
+        }
+        if (n.n == cap) {
+            cap = cap ? cap * 2 : 16;
+            n.v = xreallocarray(n.v, cap, sizeof *n.v);
+        }
+        n.v[n.n].dest = xstrdup(w);
+        n.v[n.n].policy = pol;
+        n.n++;
+    }
+    tls_map_free(m);
+    *m = n;
+    return 0;
+fail:
+    tls_map_free(&n);
+    return -1;
+}
+
+/* relayhost_auth: "user:password" (split at the first ':'), or empty for none. */
+static int parse_cred(const char *v, struct conf *c, char *err, size_t errsz)
+{
+    free_secret(&c->relayhost_user);
+    free_secret(&c->relayhost_pass);
+    if (*v == '\0')
+        return 0;
+    const char *colon = strchr(v, ':');
+    size_t ul = colon ? (size_t)(colon - v) : 0;
+    size_t pl = colon ? strlen(colon + 1) : 0;
+    if (colon == NULL || ul == 0 || pl == 0) {
+        snprintf(err, errsz, "relayhost_auth: want user:password");
+        return -1;
+    }
+    if (ul > CONF_AUTH_MAX || pl > CONF_AUTH_MAX) {
+        snprintf(err, errsz, "relayhost_auth: user and password take at most %d octets each",
+            CONF_AUTH_MAX);
+        return -1;
+    }
+    if (strpbrk(v, "\r\n")) {
+        snprintf(err, errsz, "relayhost_auth: CR or LF in user:password");
+        return -1;
+    }
+    c->relayhost_user = xstrndup(v, ul);
+    c->relayhost_pass = xstrdup(colon + 1);
     return 0;
 }
 
@@ -382,6 +493,17 @@ static int set_key(struct conf *c, const struct ckey *k, char *v, char *err, siz
         }
         *(unsigned *)p = (unsigned)n;
         return 0;
+    case CT_TLS:
+        if (parse_tls(v, (enum conf_tls *)p) == -1) {
+            snprintf(err, errsz, "%s: want none, may, encrypt or verify, not '%.40s'", k->name,
+                v);
+            return -1;
+        }
+        return 0;
+    case CT_TLSMAP:
+        return parse_tls_map(v, (struct conf_tls_map *)p, err, errsz);
+    case CT_CRED:
+        return parse_cred(v, c, err, errsz);
     case CT_BOOL:
     case CT_LOOKUP:
         if (!strcasecmp(v, "yes") || !strcasecmp(v, "on") || !strcasecmp(v, "true")) {
@@ -477,11 +599,6 @@ struct conf *conf_parse(const char *text, size_t n, const char *origin, char *er
         parse_listen("127.0.0.1:25", &c->listen.v[0]);
         c->listen.n = 1;
     }
-    if (c->tls_policy && strcmp(c->tls_policy, "none") && strcmp(c->tls_policy, "may") &&
-        strcmp(c->tls_policy, "encrypt") && strcmp(c->tls_policy, "verify")) {
-        snprintf(err, errsz, "%s: tls_policy: want none, may, encrypt or verify", origin);
-        goto fail;
-    }
     if ((c->tls_cert == NULL) != (c->tls_key == NULL)) {
         snprintf(err, errsz, "%s: tls_cert and tls_key go together", origin);
         goto fail;
@@ -568,11 +685,22 @@ void conf_print(const struct conf *c, FILE *f)
         fprintf(f, "%s =", k->name);
         switch (k->type) {
         case CT_STR:
-            if (*(char *const *)p && k->off == OFF(relayhost_auth))
-                fprintf(f, " (set, not shown)");
-            else if (*(char *const *)p)
+            if (*(char *const *)p)
                 fprintf(f, " %s", *(char *const *)p);
             break;
+        case CT_CRED:
+            if (c->relayhost_user)
+                fprintf(f, " (set, not shown)");
+            break;
+        case CT_TLS:
+            fprintf(f, " %s", conf_tls_name(*(const enum conf_tls *)p));
+            break;
+        case CT_TLSMAP: {
+            const struct conf_tls_map *m = (const struct conf_tls_map *)p;
+            for (size_t j = 0; j < m->n; j++)
+                fprintf(f, " %s=%s", m->v[j].dest, conf_tls_name(m->v[j].policy));
+            break;
+        }
         case CT_LISTEN: {
             const struct conf_listen_set *ls = (const struct conf_listen_set *)p;
             for (size_t j = 0; j < ls->n; j++)
@@ -620,6 +748,49 @@ void conf_print(const struct conf *c, FILE *f)
         fprintf(f, "%*s# %s\n", 1, "", k->help);
     }
     fprintf(f, "# aliases: %zu entries\n", c->aliases ? aliases_count(c->aliases) : (size_t)0);
+}
+
+enum conf_tls conf_tls_policy(const struct conf *c, const char *dest)
+{
+    for (size_t i = 0; i < c->tls_policy_map.n; i++)
+        if (strcasecmp(c->tls_policy_map.v[i].dest, dest) == 0)
+            return c->tls_policy_map.v[i].policy;
+    return c->tls_policy;
+}
+
+size_t conf_warnings(const struct conf *c, void (*warn)(void *arg, const char *text),
+    void *arg)
+{
+    char t[1024];
+    size_t n = 0;
+    if (c->relayhost_user == NULL)
+        return 0;
+    if (c->relayhost == NULL) {
+        warn(arg, "relayhost_auth is set but relayhost is not: the credentials are not used");
+        return 1;
+    }
+    enum conf_tls pol = conf_tls_policy(c, c->relayhost);
+    if (pol == CONF_TLS_VERIFY) {
+        if (c->relayhost_auth_unverified_tls) {
+            snprintf(t, sizeof t, "relayhost_auth_unverified_tls = yes has no effect: the TLS "
+                "policy for relayhost %.300s is verify", c->relayhost);
+            warn(arg, t);
+            n++;
+        }
+        return n;
+    }
+    if (c->relayhost_auth_unverified_tls)
+        snprintf(t, sizeof t, "relayhost_auth_unverified_tls = yes: the relayhost_auth "
+            "password goes to any server that answers for relayhost %.300s with any "
+            "certificate (TLS policy %s, not verify)", c->relayhost, conf_tls_name(pol));
+    else
+        snprintf(t, sizeof t, "relayhost_auth is set but the TLS policy for relayhost %.300s "
+            "is %s, not verify: the credentials are not sent and mail for the relayhost is "
+            "deferred; set tls_policy = verify (or tls_policy_map = %.300s=verify) and "
+            "tls_ca_file, or accept the risk with relayhost_auth_unverified_tls = yes",
+            c->relayhost, conf_tls_name(pol), c->relayhost);
+    warn(arg, t);
+    return n + 1;
 }
 
 bool conf_is_local_domain(const struct conf *c, const char *domain)

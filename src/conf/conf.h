@@ -21,6 +21,29 @@ struct aliases;
 
 enum conf_lookup { CONF_LOOKUP_OFF, CONF_LOOKUP_ON };
 
+/* Outbound TLS policy (tls_policy, tls_policy_map), weakest first. */
+enum conf_tls {
+    CONF_TLS_NONE,          /* never STARTTLS */
+    CONF_TLS_MAY,           /* STARTTLS when offered, any certificate; else plaintext */
+    CONF_TLS_ENCRYPT,       /* TLS required, any certificate */
+    CONF_TLS_VERIFY         /* TLS required, certificate chain and host name checked */
+};
+
+/* One tls_policy_map entry. */
+struct conf_tls_entry {
+    char *dest;             /* a destination domain or the relayhost spec, as written */
+    enum conf_tls policy;
+};
+
+/* The parsed tls_policy_map; every dest differs (case-insensitively) from the others. */
+struct conf_tls_map {
+    struct conf_tls_entry *v;
+    size_t n;
+};
+
+/* The longest relayhost_auth user name or password (RFC 4616 2: 255 octets). */
+#define CONF_AUTH_MAX 255
+
 struct conf_listen {
     char host[64];          /* numeric address */
     int port;
@@ -79,14 +102,16 @@ struct conf {
     bool tls;                           /* offer STARTTLS */
     char *tls_cert, *tls_key;           /* NULL: a self-signed pair in <spool_dir>/tls */
     char *tls_ca_file;                  /* client verification; NULL: the system store */
-    char *tls_policy;                   /* outbound: none, may, encrypt, verify */
-    char *tls_policy_map;               /* "domain=policy ..." overrides */
+    enum conf_tls tls_policy;           /* outbound, every destination not in the map */
+    struct conf_tls_map tls_policy_map; /* "domain=policy ..." overrides, parsed at load */
     char *auth_passwd_file;             /* user:crypt-hash lines; NULL: no AUTH */
     char *sender_login_file;            /* "address user,user" lines */
     bool auth_plaintext;                /* AUTH without TLS from trusted networks */
     size_t auth_max_failures;           /* failed logins per address before lockout */
     unsigned auth_lockout;              /* seconds */
-    char *relayhost_auth;               /* "user:password" for the smarthost */
+    char *relayhost_user;               /* relayhost_auth "user:password", split at the */
+    char *relayhost_pass;               /* first ':'; both set or both NULL; no CR or LF */
+    bool relayhost_auth_unverified_tls; /* send them over TLS that is not verified */
     char *control_socket;               /* NULL: <spool_dir>/control */
     char *admin_group;                  /* may change the queue over the control socket */
     bool log_debug;
@@ -117,6 +142,20 @@ struct conf *conf_ref(struct conf *c);
 void conf_keep_static(struct conf *c, const struct conf *old, char *changed, size_t csz);
 /* Print the effective settings in the file syntax. */
 void conf_print(const struct conf *c, FILE *f);
+
+/*
+ * The outbound TLS policy for dest (a recipient domain, or the relayhost spec for mail sent
+ * through the relayhost): its tls_policy_map entry (any case), else tls_policy.
+ */
+enum conf_tls conf_tls_policy(const struct conf *c, const char *dest);
+/* The policy's name as the configuration spells it ("none", "may", ...); static. */
+const char *conf_tls_name(enum conf_tls p);
+/*
+ * Call warn(arg, text) once for each setting that is valid but risky or without effect
+ * (e.g. relayhost_auth without a verified TLS policy for the relayhost). Returns how many.
+ */
+size_t conf_warnings(const struct conf *c, void (*warn)(void *arg, const char *text),
+    void *arg);
 
 /* Is domain (any case; an address literal included) one of ours? */
 bool conf_is_local_domain(const struct conf *c, const char *domain);

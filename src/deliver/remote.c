@@ -633,37 +633,48 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     session_handle(s, &co);
 }
 
-/* The outbound TLS policy of a destination: tls_policy_map entries, else tls_policy. */
+/* The client machine's form of a destination's TLS policy (conf_tls_policy()). */
 static enum cli_tls dest_policy(const struct conf *c, const char *dest)
 {
-    const char *pol = c->tls_policy ? c->tls_policy : "may";
-    if (c->tls_policy_map) {
-        char map[2048];
-        str_copy(map, sizeof map, c->tls_policy_map);
-        char *save = NULL;
-        for (char *w = strtok_r(map, " \t,", &save); w; w = strtok_r(NULL, " \t,", &save)) {
-            char *eq = strchr(w, '=');
-            if (eq == NULL)
-                continue;
-            *eq = '\0';
-            if (strcasecmp(w, dest) == 0) {
-                if (!strcmp(eq + 1, "none"))
-                    return CLI_TLS_NONE;
-                if (!strcmp(eq + 1, "encrypt"))
-                    return CLI_TLS_ENCRYPT;
-                if (!strcmp(eq + 1, "verify"))
-                    return CLI_TLS_VERIFY;
-                return CLI_TLS_MAY;
-            }
-        }
+    switch (conf_tls_policy(c, dest)) {
+    case CONF_TLS_NONE:    return CLI_TLS_NONE;
+    case CONF_TLS_ENCRYPT: return CLI_TLS_ENCRYPT;
+    case CONF_TLS_VERIFY:  return CLI_TLS_VERIFY;
+    case CONF_TLS_MAY:     break;
     }
-    if (!strcmp(pol, "none"))
-        return CLI_TLS_NONE;
-    if (!strcmp(pol, "encrypt"))
-        return CLI_TLS_ENCRYPT;
-    if (!strcmp(pol, "verify"))
-        return CLI_TLS_VERIFY;
     return CLI_TLS_MAY;
+}
+
+/* Is this session's destination the relayhost, with relayhost_auth credentials? */
+static bool relayhost_with_auth(const struct session *s)
+{
+    const struct conf *c = s->rm->conf;
+    return c->relayhost && c->relayhost_user && strcasecmp(s->dest->name, c->relayhost) == 0;
+}
+
+/*
+ * relayhost_auth goes only over TLS whose certificate chain and name are checked (policy
+ * verify), unless relayhost_auth_unverified_tls accepts the risk. Any other session could
+ * hand the password to whoever answers for the relayhost, so the message is deferred before
+ * connecting: going on without AUTH would send the envelope to that host too, and a
+ * smarthost that wants AUTH refuses to relay without it anyway. Returns true if deferred.
+ */
+static bool relayhost_auth_refused(struct session *s)
+{
+    const struct conf *c = s->rm->conf;
+    if (!relayhost_with_auth(s) || c->relayhost_auth_unverified_tls)
+        return false;
+    enum conf_tls pol = conf_tls_policy(c, s->dest->name);
+    if (pol == CONF_TLS_VERIFY)
+        return false;
+    char why[400];
+    snprintf(why, sizeof why, "relayhost_auth not sent: TLS not verified (the TLS policy for "
+        "%.200s is %s; see relayhost_auth in postel.conf(5))", c->relayhost,
+        conf_tls_name(pol));
+    /* the queue manager logs it with the queue id: "ID to=<...> ... status=deferred (why)" */
+    trace(s->req, "info", "%s", why);
+    fail_open(s, CLI_R_TEMP, "4.7.0", why);
+    return true;
 }
 
 /* Set the session's TLS policy and, for the smarthost, its credentials. */
@@ -672,16 +683,11 @@ static void session_options(struct session *s)
     const struct conf *c = s->rm->conf;
     s->policy = dest_policy(c, s->dest->name);
     cli_set_tls(&s->cli, s->policy, s->rm->tls != NULL);
-    if (c->relayhost && c->relayhost_auth && strcasecmp(s->dest->name, c->relayhost) == 0) {
-        char cred[600];
-        str_copy(cred, sizeof cred, c->relayhost_auth);
-        char *colon = strchr(cred, ':');
-        if (colon)
-            *colon = '\0';
-        if (colon == NULL || cli_set_auth(&s->cli, cred, colon + 1, false) == -1)
-            log_warnx("relayhost_auth: want user:password (no CR or LF); not used");
-        explicit_bzero(cred, sizeof cred);
-    }
+    /* relayhost_auth_refused() has let only verified TLS (or the accepted risk) get here;
+     * the credentials were checked when the configuration was loaded */
+    if (relayhost_with_auth(s) &&
+        cli_set_auth(&s->cli, c->relayhost_user, c->relayhost_pass, false) == -1)
+        log_warnx("relayhost_auth: want user:password (no CR or LF); not used");
 }
 
 /* CLI_ACT_STARTTLS: drop what the server sent after its 220 (it came in plaintext and may
@@ -796,6 +802,11 @@ static void session_route(struct session *s)
         mx_relayhost(c->relayhost, dest, sizeof dest, &port, &no_mx);
     else
         str_copy(dest, sizeof dest, s->dest->name);
+    if (relayhost_auth_refused(s)) {
+        req_finish(s);
+        session_take_next(s);
+        return;
+    }
     trace(s->req, "info", "routing %s", dest);
     mx_route(s->rm->dns, dest, no_mx, c->hostname, port, on_route, s);
 }

@@ -4,7 +4,8 @@ Unbound     a private unbound on 127.0.0.1 (a free port) serving zones/test.zone
             always-REFUSED zone; the sending posteld resolves MX/A/AAAA through it
 SmtpSink    a scripted SMTP server on 127.0.0.x (or ::1): it records every command line and
             the content of every transaction, and answers as the test says (4xx, 5xx,
-            EHLO 500, no PIPELINING/8BITMIME/DSN, drops, stalls, junk)
+            EHLO 500, no PIPELINING/8BITMIME/DSN, drops, stalls, junk); with tls= it
+            does STARTTLS, and it answers AUTH
 Mta         a posteld with a config written here: the sender (127.0.0.1, relays for
             loopback, resolves through Unbound) or a receiver on 127.0.0.x
 Postfix     a private Postfix instance (own config and queue directories) for interop
@@ -22,6 +23,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import tempfile
@@ -259,6 +261,8 @@ class SinkConn:
         self.txns = []
         self.quit = False
         self.peer_closed = False
+        self.tls_from = None   # index in lines of the first command inside TLS
+        self.auth_lines = []   # AUTH commands and the responses to their 334s
 
     def verbs(self):
         return [ln.split(" ", 1)[0].upper() for ln in self.lines]
@@ -294,6 +298,8 @@ class _Reader:
         """Is more input already here?"""
         if self.buf:
             return True
+        if isinstance(self.sock, ssl.SSLSocket):
+            return self.sock.pending() > 0
         try:
             self.sock.settimeout(0.0)
             chunk = self.sock.recv(65536, socket.MSG_PEEK)
@@ -308,15 +314,25 @@ class SmtpSink:
     Each reply below is a string (its lines separated by "\\n"; CRLF is added), raw bytes
     sent as they are, DROP, or a function returning one of those (None: the default):
       greeting(conn)   ehlo(conn, line)   helo(conn, line)   mail(conn, txn)
-      rcpt(conn, txn, addr, line)   data(conn, txn)   dot(conn, txn)
+      rcpt(conn, txn, addr, line)   data(conn, txn)   dot(conn, txn)   auth(conn, line)
     ext: the EHLO keywords offered. delay: seconds to wait before every reply. hold: wait
     for release() before answering the end of data (held is set while waiting).
+    tls: (certfile, keyfile): STARTTLS is offered and answered with a real handshake.
+    AUTH (offer it in ext) is answered 235 by default; "AUTH LOGIN" or "AUTH PLAIN" without
+    an initial response gets 334 until its responses are in.
     """
 
     def __init__(self, host, port, name="sink.test", ext=DEFAULT_EXT, greeting=None,
                  ehlo=None, helo=None, mail=None, rcpt=None, data=None, dot=None, delay=0.0,
-                 hold=False):
+                 hold=False, tls=None, auth=None):
         self.host, self.port, self.name, self.ext = host, port, name, tuple(ext)
+        self.tls_ctx = None
+        if tls is not None:
+            self.tls_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls_ctx.load_cert_chain(*tls)
+            if not any(e.upper() == "STARTTLS" for e in self.ext):
+                self.ext += ("STARTTLS",)
+        self.auth = auth
         self.greeting, self.ehlo, self.helo = greeting, ehlo, helo
         self.mail, self.rcpt, self.data, self.dot = mail, rcpt, data, dot
         self.delay = delay
@@ -426,6 +442,7 @@ class SmtpSink:
         with self.lock:
             self.conns.append(c)
         rd = _Reader(sock)
+        auth_due = 0        # responses still due after a 334
         try:
             if not self._reply(sock, self._pick(self.greeting, c),
                                "220 %s ESMTP sink" % self.name):
@@ -441,7 +458,39 @@ class SmtpSink:
                 if rd.pending():
                     c.early.append(line)
                 verb = line.split(" ", 1)[0].upper()
-                if verb == "EHLO":
+                if auth_due:
+                    # a response to our 334
+                    c.auth_lines.append(line)
+                    auth_due -= 1
+                    r, dflt = ((None, "334 UGFzc3dvcmQ6") if auth_due else
+                               (self._pick(self.auth, c, line), "235 2.7.0 Authenticated"))
+                    if not self._reply(sock, r, dflt):
+                        return
+                    continue
+                if verb == "STARTTLS" and self.tls_ctx is not None and c.tls_from is None:
+                    if not self._reply(sock, None, "220 2.0.0 Ready to start TLS"):
+                        return
+                    sock.settimeout(30)
+                    sock = self.tls_ctx.wrap_socket(sock, server_side=True)
+                    with self.lock:
+                        self._socks.append(sock)
+                    rd = _Reader(sock)
+                    c.tls_from = len(c.lines)
+                    txn = None
+                    continue
+                if verb == "AUTH":
+                    c.auth_lines.append(line)
+                    words = line.split()
+                    mech = words[1].upper() if len(words) > 1 else ""
+                    if mech == "LOGIN":
+                        auth_due = 2 if len(words) == 2 else 1
+                    elif mech == "PLAIN" and len(words) == 2:
+                        auth_due = 1
+                    if auth_due:
+                        r, dflt = None, "334 " if mech == "PLAIN" else "334 VXNlcm5hbWU6"
+                    else:
+                        r, dflt = self._pick(self.auth, c, line), "235 2.7.0 Authenticated"
+                elif verb == "EHLO":
                     ext = "\n".join("250-" + e for e in self.ext)
                     dflt = "250-%s\n%s\n250 HELP" % (self.name, ext) if self.ext else \
                         "250 %s" % self.name

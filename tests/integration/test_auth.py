@@ -18,7 +18,7 @@ import pytest
 
 from helpers import free_port, msg, queue_id, wait_until
 from trusthelp import (PASSWORDS, RECEIVER_IP, TClient, client_ctx, ehlo_keywords, implicit,
-                       make_passwd, msg_text, receiver, sender)
+                       make_cert, make_passwd, msg_text, receiver, sender)
 
 ALICE, ALICE_PW = "alice", PASSWORDS["alice"]
 BOB, BOB_PW = "bob", PASSWORDS["bob"]
@@ -352,11 +352,16 @@ def test_plaintext_auth_does_not_survive_starttls(make_server, passwd):
 
 # ---- smarthost AUTH (relayhost_auth) -------------------------------------------------------
 
-def test_relayhost_auth_over_starttls(make_server, passwd):
+def test_relayhost_auth_over_starttls(make_server, passwd, tmp_path):
+    # relayhost_auth goes only over verified TLS: the receiver's certificate is for its
+    # address ([127.0.0.2] is the relayhost) and the sender trusts it
+    crt, key = make_cert(str(tmp_path), RECEIVER_IP, san="IP:%s" % RECEIVER_IP)
     sport = free_port(RECEIVER_IP)
     rcv = receiver(make_server, extra=["submission_listen = %s:%d" % (RECEIVER_IP, sport),
-                                       "auth_passwd_file = %s" % passwd])
-    snd = sender(make_server, sport, extra=["relayhost_auth = alice:%s" % ALICE_PW])
+                                       "auth_passwd_file = %s" % passwd,
+                                       "tls_cert = %s" % crt, "tls_key = %s" % key])
+    snd = sender(make_server, sport, extra=["relayhost_auth = alice:%s" % ALICE_PW,
+                                            "tls_policy = verify", "tls_ca_file = %s" % crt])
     assert ALICE_PW not in snd.log
     r = snd.send("alice@localhost", ["far@remote.test"],
                  msg_text("via smarthost", frm="alice@localhost", to="far@remote.test"))
@@ -374,7 +379,9 @@ def test_relayhost_auth_never_in_plaintext(make_server, passwd):
     rcv = receiver(make_server, extra=["submission_listen = %s:%d" % (RECEIVER_IP, sport),
                                        "auth_passwd_file = %s" % passwd,
                                        "auth_plaintext = on", "tls = off"])
-    snd = sender(make_server, sport, extra=["relayhost_auth = alice:%s" % ALICE_PW])
+    # even with unverified TLS allowed, no TLS at all means no credentials
+    snd = sender(make_server, sport, extra=["relayhost_auth = alice:%s" % ALICE_PW,
+                                            "relayhost_auth_unverified_tls = yes"])
     r = snd.send("alice@localhost", ["far@remote.test"],
                  msg_text("no tls", frm="alice@localhost", to="far@remote.test"))
     qid = queue_id(r)

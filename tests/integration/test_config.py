@@ -157,6 +157,13 @@ def test_unknown_setting(tmp_path):
     ("relay_networks = 10.0.0.0/33", "relay_networks"),
     ("trusted_networks = not-a-network", "trusted_networks"),
     ("hostname =", "hostname"),
+    ("tls_policy = verfy", "tls_policy"),
+    ("tls_policy_map = example.org=verfy", "tls_policy_map: example.org: unknown policy 'verfy'"),
+    ("tls_policy_map = a.example=verify example.org", "tls_policy_map: 'example.org'"),
+    ("tls_policy_map = a.example=none A.EXAMPLE=verify", "listed twice"),
+    ("relayhost_auth = no-colon", "relayhost_auth: want user:password"),
+    ("relayhost_auth = user:", "relayhost_auth: want user:password"),
+    ("relayhost_auth_unverified_tls = perhaps", "relayhost_auth_unverified_tls"),
     ("just some words", None),
     ("alias broken", None),
     ("alias dup: alice\nalias dup: bob", None),
@@ -171,6 +178,49 @@ def test_bad_values(tmp_path, line, what):
     if what:
         assert what in r.stderr, r.stderr
     assert r.stdout == ""
+
+
+def test_long_tls_policy_map_is_parsed_whole(tmp_path):
+    # one line of about 5,000 characters: every entry is kept, the last one too
+    entries = ["d%03d.example=%s" % (i, ("none", "may", "encrypt")[i % 3]) for i in range(250)]
+    entries.append("last.example=verify")
+    value = ", ".join(entries)
+    assert len(value) > 4096
+    r = run_posteld(["-n", "-f", write(tmp_path, ["tls_policy_map = " + value])])
+    assert r.returncode == 0, r.stderr
+    printed = settings(r.stdout)["tls_policy_map"].split()
+    assert printed == entries, printed[-3:]
+    assert printed[-1] == "last.example=verify"
+    # and a typo in the very last entry is still found
+    r = run_posteld(["-n", "-f", write(tmp_path, ["", "tls_policy_map = " + value + "x"])])
+    assert r.returncode == 78
+    assert "postel.conf:2: tls_policy_map: last.example: unknown policy 'verifyx'" in r.stderr
+
+
+RELAY = ["relayhost = [192.0.2.25]:587", "relayhost_auth = user:secret-pw"]
+
+
+@pytest.mark.parametrize("extra,warning", [
+    ([], "relayhost_auth is set but the TLS policy for relayhost [192.0.2.25]:587 is may, "
+         "not verify: the credentials are not sent"),
+    (["tls_policy = encrypt"], "TLS policy for relayhost [192.0.2.25]:587 is encrypt"),
+    (["tls_policy = verify", "tls_policy_map = [192.0.2.25]:587=may"], "is may, not verify"),
+    (["relayhost_auth_unverified_tls = yes"], "relayhost_auth_unverified_tls = yes: the "
+     "relayhost_auth password goes to any server that answers for relayhost "
+     "[192.0.2.25]:587 with any certificate"),
+    (["tls_policy = verify"], None),
+    (["tls_policy_map = [192.0.2.25]:587=verify"], None),
+])
+def test_check_config_warns_about_relayhost_auth_without_verify(tmp_path, extra, warning):
+    r = run_posteld(["-n", "-f", write(tmp_path, RELAY + extra)])
+    assert r.returncode == 0, r.stderr
+    assert "secret-pw" not in r.stdout + r.stderr
+    assert settings(r.stdout)["relayhost_auth"] == "(set, not shown)"
+    if warning is None:
+        assert r.stderr == ""
+    else:
+        assert r.stderr.startswith("posteld: warning: "), r.stderr
+        assert warning in r.stderr, r.stderr
 
 
 def test_missing_config_file(tmp_path):

@@ -7,6 +7,7 @@ bob; postmaster is alice) and relays for loopback clients. The mail hosts of zon
 are on 127.0.0.2 and up, all on the port each test picks (smtp_port). relayenv.py has the
 machinery.
 """
+import base64
 import re
 import socket
 import time
@@ -15,8 +16,9 @@ import pytest
 
 pytest.register_assert_rewrite("relayenv")
 
-from relayenv import (DROP, IP, Client, ext_without, inject, make_msg,  # noqa: E402
-                      max_open, reports, seq, smtp_port, unfold, wait_until)
+from relayenv import (DEFAULT_EXT, DROP, IP, Client, ext_without, inject,  # noqa: E402
+                      make_msg, max_open, reports, seq, smtp_port, unfold, wait_until)
+from trusthelp import make_cert  # noqa: E402
 
 pytest_plugins = ("relayenv",)      # fixtures: dns, sinks, mtas
 
@@ -1113,3 +1115,124 @@ def test_kill9_during_delivery_then_restart_delivers(dns, sinks, mtas):
     assert b"KILL9-MARKER" in t.data
     assert m.wait_removed(qid)
     assert len(s.accepted()) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# relayhost_auth goes only over verified TLS; tls_policy_map is parsed whole
+
+RELAY_USER, RELAY_PW = "relayuser", "relay-secret-7"
+AUTH_EXT = DEFAULT_EXT + ("AUTH PLAIN LOGIN",)
+
+
+def auth_smarthost(sinks, tmp_path, trusted_name=None):
+    """A smarthost sink on 127.0.0.13 offering STARTTLS and AUTH. Its certificate is
+    self-signed for smarthost.test, or for IP:127.0.0.13 (what a verified [127.0.0.13]
+    relayhost checks). Returns (sink, port, certfile)."""
+    host = IP["smarthost"]
+    if trusted_name:
+        crt, key = make_cert(str(tmp_path), host, san="IP:%s" % host)
+    else:
+        crt, key = make_cert(str(tmp_path), "smarthost.test")
+    p = smtp_port([host])
+    return sinks(host, p, ext=AUTH_EXT, tls=(crt, key)), p, crt
+
+
+def relay_cfg(p, *more):
+    return ["relayhost = [%s]:%d" % (IP["smarthost"], p),
+            "relayhost_auth = %s:%s" % (RELAY_USER, RELAY_PW)] + list(more)
+
+
+def plain_token():
+    return base64.b64encode(("\0%s\0%s" % (RELAY_USER, RELAY_PW)).encode()).decode()
+
+
+def sent_secret(sink):
+    """Did any connection to sink carry the password or an AUTH command?"""
+    for c in list(sink.conns):
+        for ln in c.lines:
+            if ln.upper().startswith("AUTH") or plain_token() in ln or RELAY_PW in ln:
+                return True
+    return False
+
+
+def test_relayhost_auth_not_sent_over_unverified_tls(dns, sinks, mtas, tmp_path):
+    """Default policy (may) and a self-signed smarthost: the password would go to whoever
+    answers. Nothing is sent; the message is deferred with the reason."""
+    hub, p, _ = auth_smarthost(sinks, tmp_path)
+    m = sender(mtas, dns, smtp_port(), extra=relay_cfg(p))
+    qid = inject(m, ALICE, ["x@far.test"], make_msg("no auth over unverified tls"))
+    assert m.wait_log(r"%s to=<x@far\.test> relay=none delay=\d+s dsn=4\.7\.0 "
+                      r"status=deferred \(relayhost_auth not sent: TLS not verified" % qid), \
+        m.log[-3000:]
+    assert re.search(r"relayhost_auth not sent: TLS not verified \(the TLS policy for "
+                     r"\[127\.0\.0\.13\]:%d is may" % p, m.log)
+    assert qid in m.queue()
+    assert not sent_secret(hub), [c.lines for c in hub.conns]
+    # not even the envelope went to the unverified host
+    assert hub.conns == [] and hub.txns() == []
+    assert RELAY_PW not in m.log
+
+
+@pytest.mark.parametrize("how", ["tls_policy", "tls_policy_map"])
+def test_relayhost_auth_sent_over_verified_tls(dns, sinks, mtas, tmp_path, how):
+    hub, p, crt = auth_smarthost(sinks, tmp_path, trusted_name=True)
+    pol = ["tls_policy = verify"] if how == "tls_policy" else \
+        ["tls_policy_map = other.test=none [%s]:%d=verify" % (IP["smarthost"], p)]
+    m = sender(mtas, dns, smtp_port(), extra=relay_cfg(p, "tls_ca_file = %s" % crt, *pol))
+    qid = inject(m, ALICE, ["x@far.test"], make_msg("auth over verified tls"))
+    [t] = hub.wait_accepted(1)
+    assert t.rcpts == ["x@far.test"]
+    c = hub.conns[0]
+    assert c.tls_from is not None
+    assert c.auth_lines == ["AUTH PLAIN " + plain_token()], c.lines
+    # AUTH only inside TLS, before the MAIL
+    i = c.lines.index(c.auth_lines[0])
+    assert c.tls_from <= i < c.verbs().index("MAIL"), c.lines
+    assert m.wait_log(r"%s to=<x@far\.test> relay=\S*\[127\.0\.0\.13\] .*status=sent" % qid)
+    assert RELAY_PW not in m.log and plain_token() not in m.log
+
+
+def test_relayhost_auth_not_sent_when_verify_fails(dns, sinks, mtas, tmp_path):
+    """verify with a CA that did not sign the smarthost's certificate: the handshake fails
+    and no AUTH follows."""
+    hub, p, _ = auth_smarthost(sinks, tmp_path, trusted_name=True)
+    other, _ = make_cert(str(tmp_path), "ca.test")
+    m = sender(mtas, dns, smtp_port(),
+               extra=relay_cfg(p, "tls_ca_file = %s" % other, "tls_policy = verify"))
+    qid = inject(m, ALICE, ["x@far.test"], make_msg("verify fails"))
+    assert m.wait_log(r"%s to=<x@far\.test> .*dsn=4\.7\.5 status=deferred \(TLS handshake "
+                      r"failed: certificate verification failed" % qid), m.log[-3000:]
+    assert qid in m.queue()
+    assert not sent_secret(hub), [c.lines for c in hub.conns]
+    assert hub.txns() == []
+
+
+def test_relayhost_auth_unverified_tls_accepts_the_risk(dns, sinks, mtas, tmp_path):
+    hub, p, _ = auth_smarthost(sinks, tmp_path)
+    m = sender(mtas, dns, smtp_port(),
+               extra=relay_cfg(p, "relayhost_auth_unverified_tls = yes"))
+    assert m.wait_log(r"config: relayhost_auth_unverified_tls = yes: the relayhost_auth "
+                      r"password goes to any server")
+    qid = inject(m, ALICE, ["x@far.test"], make_msg("auth over unverified tls"))
+    [t] = hub.wait_accepted(1)
+    c = hub.conns[0]
+    assert c.tls_from is not None and c.auth_lines == ["AUTH PLAIN " + plain_token()], c.lines
+    assert c.lines.index(c.auth_lines[0]) >= c.tls_from
+    assert m.wait_log(r"%s to=<x@far\.test> relay=\S*\[127\.0\.0\.13\] .*status=sent" % qid)
+
+
+def test_long_tls_policy_map_is_used_to_its_last_entry(dns, sinks, mtas):
+    """A map of more than 2,048 characters: its last entry (the relayhost: encrypt, over a
+    global none) still counts, so a smarthost without STARTTLS gets nothing."""
+    p = smtp_port([IP["smarthost"]])
+    hub = sinks(IP["smarthost"], p)
+    filler = " ".join("d%03d.filler.test=none" % i for i in range(150))
+    entry = "[%s]:%d=encrypt" % (IP["smarthost"], p)
+    assert len(filler) > 2048
+    m = sender(mtas, dns, smtp_port(),
+               extra=["relayhost = [%s]:%d" % (IP["smarthost"], p), "tls_policy = none",
+                      "tls_policy_map = %s %s" % (filler, entry)])
+    qid = inject(m, ALICE, ["x@far.test"], make_msg("long map"))
+    assert m.wait_log(r"%s to=<x@far\.test> relay=\S*\[127\.0\.0\.13\] .*dsn=4\.7\.4 "
+                      r"status=deferred \(TLS required but not offered" % qid), m.log[-3000:]
+    assert hub.txns() == []

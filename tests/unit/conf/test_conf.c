@@ -94,12 +94,159 @@ static void test_errors(void **state)
     expect_err("hostname = a\n\nalias x: |/bin/sh\n", "test.conf:3:");
 }
 
+static void test_tls_policy_map(void **state)
+{
+    (void)state;
+    char err[256];
+    struct conf *c = parse("tls_policy = encrypt\n"
+        "tls_policy_map = bank.example=verify, Plain.example=none\tother.example=may\n",
+        err, sizeof err);
+    assert_non_null(c);
+    assert_int_equal(c->tls_policy, CONF_TLS_ENCRYPT);
+    assert_int_equal(c->tls_policy_map.n, 3);
+    assert_string_equal(c->tls_policy_map.v[1].dest, "Plain.example");
+    assert_int_equal(conf_tls_policy(c, "BANK.example"), CONF_TLS_VERIFY);
+    assert_int_equal(conf_tls_policy(c, "plain.example"), CONF_TLS_NONE);
+    assert_int_equal(conf_tls_policy(c, "other.example"), CONF_TLS_MAY);
+    assert_int_equal(conf_tls_policy(c, "elsewhere.example"), CONF_TLS_ENCRYPT);
+    char out[4096];
+    FILE *f = fmemopen(out, sizeof out, "w");
+    conf_print(c, f);
+    fclose(f);
+    assert_non_null(strstr(out, "tls_policy = encrypt "));
+    assert_non_null(strstr(out,
+        "tls_policy_map = bank.example=verify Plain.example=none other.example=may "));
+    conf_free(c);
+
+    /* a later line replaces the map; an empty value clears it */
+    c = parse("tls_policy_map = a.example=verify\ntls_policy_map = b.example=none\n", err,
+        sizeof err);
+    assert_non_null(c);
+    assert_int_equal(c->tls_policy_map.n, 1);
+    assert_int_equal(conf_tls_policy(c, "a.example"), CONF_TLS_MAY);
+    conf_free(c);
+    c = parse("tls_policy_map = a.example=verify\ntls_policy_map =\n", err, sizeof err);
+    assert_non_null(c);
+    assert_int_equal(c->tls_policy_map.n, 0);
+    conf_free(c);
+}
+
+/* A map far longer than any fixed buffer: every entry is kept, the last one too. */
+static void test_tls_policy_map_long(void **state)
+{
+    (void)state;
+    char text[8000];
+    size_t n = 0;
+    n += (size_t)snprintf(text + n, sizeof text - n, "tls_policy_map =");
+    for (int i = 0; i < 300; i++)
+        n += (size_t)snprintf(text + n, sizeof text - n, " d%03d.example=none", i);
+    n += (size_t)snprintf(text + n, sizeof text - n, " last.example=verify\n");
+    assert_true(n > 4096 && n < sizeof text - 1);
+    char err[256];
+    struct conf *c = parse(text, err, sizeof err);
+    assert_non_null(c);
+    assert_int_equal(c->tls_policy_map.n, 301);
+    assert_int_equal(conf_tls_policy(c, "d299.example"), CONF_TLS_NONE);
+    assert_int_equal(conf_tls_policy(c, "last.example"), CONF_TLS_VERIFY);
+    conf_free(c);
+}
+
+static void test_relayhost_auth(void **state)
+{
+    (void)state;
+    char err[256];
+    struct conf *c = parse("relayhost = [192.0.2.1]:587\nrelayhost_auth = u:p:with:colons\n",
+        err, sizeof err);
+    assert_non_null(c);
+    assert_string_equal(c->relayhost_user, "u");
+    assert_string_equal(c->relayhost_pass, "p:with:colons");
+    assert_false(c->relayhost_auth_unverified_tls);
+    char out[8192];
+    FILE *f = fmemopen(out, sizeof out, "w");
+    conf_print(c, f);
+    fclose(f);
+    assert_non_null(strstr(out, "relayhost_auth = (set, not shown)"));
+    assert_null(strstr(out, "with:colons"));
+    conf_free(c);
+    c = parse("relayhost_auth = u:p\nrelayhost_auth =\n", err, sizeof err);
+    assert_non_null(c);
+    assert_null(c->relayhost_user);
+    assert_null(c->relayhost_pass);
+    conf_free(c);
+}
+
+static void count_warning(void *arg, const char *text)
+{
+    size_t *n = arg;
+    (*n)++;
+    (void)text;
+}
+
+static size_t warnings(const char *text)
+{
+    char err[256];
+    struct conf *c = parse(text, err, sizeof err);
+    assert_non_null(c);
+    size_t seen = 0;
+    size_t n = conf_warnings(c, count_warning, &seen);
+    assert_int_equal(n, seen);
+    conf_free(c);
+    return n;
+}
+
+static void test_relayhost_auth_warnings(void **state)
+{
+    (void)state;
+    assert_int_equal(warnings("relayhost = [192.0.2.1]:587\n"), 0);
+    assert_int_equal(warnings("relayhost = [192.0.2.1]:587\nrelayhost_auth = u:p\n"), 1);
+    assert_int_equal(warnings("relayhost = [192.0.2.1]:587\nrelayhost_auth = u:p\n"
+        "tls_policy = encrypt\n"), 1);
+    assert_int_equal(warnings("relayhost = [192.0.2.1]:587\nrelayhost_auth = u:p\n"
+        "tls_policy = verify\n"), 0);
+    assert_int_equal(warnings("relayhost = [192.0.2.1]:587\nrelayhost_auth = u:p\n"
+        "tls_policy_map = [192.0.2.1]:587=verify\n"), 0);
+    assert_int_equal(warnings("relayhost = [192.0.2.1]:587\nrelayhost_auth = u:p\n"
+        "tls_policy = verify\ntls_policy_map = [192.0.2.1]:587=may\n"), 1);
+    assert_int_equal(warnings("relayhost = [192.0.2.1]:587\nrelayhost_auth = u:p\n"
+        "relayhost_auth_unverified_tls = yes\n"), 1);
+    assert_int_equal(warnings("relayhost_auth = u:p\n"), 1);
+}
+
+static void test_tls_errors(void **state)
+{
+    (void)state;
+    /* a typo is an error, never a silent "may" */
+    expect_err("hostname = a\ntls_policy_map = example.org=verfy\n",
+        "test.conf:2: tls_policy_map: example.org: unknown policy 'verfy'");
+    expect_err("tls_policy_map = a.example=verify example.org\n",
+        "test.conf:1: tls_policy_map: 'example.org' is not destination=policy");
+    expect_err("tls_policy_map = =verify\n", "test.conf:1: tls_policy_map:");
+    expect_err("tls_policy_map = a.example=\n", "test.conf:1: tls_policy_map:");
+    expect_err("tls_policy_map = a.example=none A.example=verify\n",
+        "test.conf:1: tls_policy_map: 'A.example' is listed twice");
+    expect_err("\ntls_policy = verfy\n", "test.conf:2: tls_policy: want none, may, encrypt");
+    expect_err("relayhost_auth = nocolon\n", "test.conf:1: relayhost_auth: want user:password");
+    expect_err("relayhost_auth = :pw\n", "test.conf:1: relayhost_auth:");
+    expect_err("relayhost_auth = user:\n", "test.conf:1: relayhost_auth:");
+    expect_err("relayhost_auth = us\rer:pw\n", "test.conf:1: relayhost_auth: CR or LF");
+    char text[700];
+    memset(text, 'x', sizeof text);
+    memcpy(text, "relayhost_auth = u:", 19);
+    memcpy(text + sizeof text - 2, "\n", 2);
+    expect_err(text, "test.conf:1: relayhost_auth: user and password take at most 255");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_values),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_tls_policy_map),
+        cmocka_unit_test(test_tls_policy_map_long),
+        cmocka_unit_test(test_relayhost_auth),
+        cmocka_unit_test(test_relayhost_auth_warnings),
+        cmocka_unit_test(test_tls_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -454,6 +454,12 @@ if [ -n "$PFDIR" ]; then
     PFDIR=""
 fi
 
+# ---------------------------------------------------------------- crash window
+
+say ""
+say "== remote duplicate window (a crash between the next hop's 250 and the queue update)"
+say "  $($PY "$B/crash_window.py" "$(dirname "$POSTELD")" "$WORK/crash-window" 200 2>&1)"
+
 # ---------------------------------------------------------------- report
 
 $PY "$B/load.py" summary "$RES" || broke "the summary failed"

@@ -734,8 +734,13 @@ int qmgr_hold(struct qmgr *q, const char *id, bool hold)
         return 0;
     m->env.held = hold;
     log_info("%s %s by the administrator", id, hold ? "held" : "released");
-    if (m->busy)
-        return 0;               /* the round's end writes the status file, flag included */
+    if (m->busy) {
+        /* The round's end writes the status file, flag included; a release also retries
+         * as soon as the round ends, as it does outside one. */
+        if (!hold)
+            m->flush_after = true;
+        return 0;
+    }
     if (m->timer)
         evtimer_del(m->timer);
     if (!hold)
@@ -828,6 +833,8 @@ size_t qmgr_flush(struct qmgr *q, const char *domain)
     size_t n = 0;
     for (struct qmsg *m = q->head; m; m = m->next) {
         bool hit = false;
+        if (m->env.held)
+            continue;           /* a held message keeps its retry times */
         for (size_t i = 0; i < m->env.nrcpt; i++) {
             struct env_rcpt *r = &m->env.rcpts[i];
             if (r->state != ENV_R_PENDING)
@@ -838,7 +845,7 @@ size_t qmgr_flush(struct qmgr *q, const char *domain)
                 hit = true;
             }
         }
-        if (!hit || m->env.held)
+        if (!hit)
             continue;
         n++;
         if (m->busy) {

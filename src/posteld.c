@@ -142,11 +142,14 @@ static void on_stop_check(evutil_socket_t fd, short what, void *arg)
         event_base_loopbreak(dm->base);
 }
 
+static void warn_log(void *arg, const char *text);
+
 /* RELOAD: the new configuration for everything that starts from now on. */
 static void on_reload(void *arg, struct conf *nc)
 {
     struct daemon *dm = arg;
     struct conf *old = dm->conf;
+    conf_warnings(nc, warn_log, NULL);
     dm->conf = nc;
     smtpd_set_conf(dm->smtpd, nc);
     qmgr_set_conf(dm->qmgr, nc);

@@ -45,6 +45,16 @@ def wait_until(pred, timeout=5.0, interval=0.02):
         time.sleep(interval)
 
 
+def wait_for(pred, timeout, what, interval=0.02):
+    """Poll pred() until it returns a true value and return that value; raise
+    AssertionError naming `what` (a str, or a callable giving one) if timeout passes first."""
+    v = wait_until(pred, timeout, interval)
+    if not v:
+        raise AssertionError("timed out after %.1f s waiting for %s (last value %r)" %
+                             (timeout, what() if callable(what) else what, v))
+    return v
+
+
 _SUPPORTED = None
 
 
@@ -282,8 +292,10 @@ class Postel:
     """One posteld process with its own config, spool, Maildirs and log in base_dir."""
 
     def __init__(self, base_dir, extra=(), trusted=True, greet_pause="300ms", port=None,
-                 hostname=HOSTNAME, users=USERS, spool_dir=None):
+                 hostname=HOSTNAME, users=USERS, spool_dir=None, env=None):
         self.base = base_dir
+        # extra environment of the daemon (e.g. LD_PRELOAD of a recorder)
+        self.env = dict(env or {})
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.spool = spool_dir or os.path.join(base_dir, "spool")
@@ -318,8 +330,9 @@ class Postel:
         self._stopped = False
         logf = open(self.logfile, "ab")
         try:
+            env = dict(os.environ, **self.env) if self.env else None
             self.proc = subprocess.Popen(VALGRIND + [POSTELD, "-f", self.config],
-                                         stdin=subprocess.DEVNULL,
+                                         stdin=subprocess.DEVNULL, env=env,
                                          stdout=logf, stderr=logf, cwd=self.base)
         finally:
             logf.close()

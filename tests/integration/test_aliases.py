@@ -38,12 +38,25 @@ def test_root_resolves_to_alice(server):
 def test_postmaster_without_alias_is_still_accepted(make_server):
     # postmaster must always be accepted (RFC 5321 4.5.1), even with no alias for it; where
     # it then goes is the alias table's business
-    s = make_server(extra=["local_users = alice bob carol dave eve postmaster"])
+    s = make_server(extra=["local_users = alice bob carol dave eve postmaster"], start=False)
+    with open(s.config) as f:
+        conf = f.read()
+    assert "alias postmaster: alice\n" in conf
+    with open(s.config, "w") as f:
+        f.write(conf.replace("alias postmaster: alice\n", ""))
+    s.start()
     with s.client() as c:
         c.ehlo()
         c.expect("MAIL FROM:<a@example.org>", 250)
         c.expect("RCPT TO:<postmaster@localhost>", 250)
         c.expect("RCPT TO:<postmaster>", 250)
+        c.expect("DATA", 354)
+        c.send(msg("to postmaster, no alias") + ".\r\n")
+        assert c.reply().code == 250
+    # no alias: the mailbox of that name gets it, alice does not
+    assert len(s.maildir("postmaster", wait_for=1)) == 1
+    assert s.settle()
+    assert s.maildir("alice") == []
 
 
 @pytest.mark.postel_config("alias team: alice, bob", "alias all: team, carol, alice")

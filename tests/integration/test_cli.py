@@ -12,11 +12,12 @@ import shutil
 import stat
 import subprocess
 import tempfile
-import time
+import threading
 
 import pytest
 
-from helpers import BUILD, ROOT, free_port, supported_settings, wait_until
+from helpers import BUILD, ROOT, free_port, supported_settings, wait_for, wait_until
+from relayenv import Report, SmtpSink, smtp_port
 
 POSTEL = os.path.join(ROOT, BUILD, "postel") if not os.path.isabs(BUILD) else \
     os.path.join(BUILD, "postel")
@@ -74,13 +75,16 @@ def queue(server, timeout=10.0, pred=lambda q: True):
         res[:] = json.loads(r.out)
         return pred(res)
 
-    wait_until(probe, timeout, 0.1)
+    wait_for(probe, timeout, lambda: "the queue to match %s; last: %r" %
+             (getattr(pred, "__doc__", None) or "the condition", res), 0.1)
     return res
 
 
 def deferred(q):
-    return q and all(rc["attempts"] >= 1 for m in q for rc in m["recipients"]
-                     if rc["state"] == "pending")
+    """Every message had its first round, which is over, and left its recipients pending."""
+    return q and all(not m["active"] and m["recipients"] and
+                     all(rc["state"] == "pending" and rc["attempts"] >= 1
+                         for rc in m["recipients"]) for m in q)
 
 
 def in_order(lines, patterns):
@@ -352,9 +356,10 @@ def test_bv_unknown_user(bins, server):
 
 # ---- mailq and the queue commands -----------------------------------------------------------
 
-def submit_remote(bins, server, subject):
-    """A message that defers (relayhost is a closed port); returns its queue id."""
-    r = sendmail(bins, ["-f", SENDER, "joe@remote.example", "ann@remote.example"], server,
+def submit_remote(bins, server, subject, sender=SENDER):
+    """A message that defers (relayhost is a closed port or a refusing peer); returns its
+    queue id."""
+    r = sendmail(bins, ["-f", sender, "joe@remote.example", "ann@remote.example"], server,
                  tagged(subject))
     assert r.returncode == 0, r.err
     q = queue(server, pred=deferred)
@@ -395,8 +400,39 @@ def test_mailq_empty(bins, server):
     assert json.loads(run(bins / "mailq", ["--json"], server).out) == []
 
 
-def test_hold_release_show_delete(bins, server):
+@pytest.fixture
+def peer(make_server):
+    """A daemon whose relayhost is a scripted peer on loopback that answers RCPT with 451
+    until peer.accept is set. Yields (server, sink, accept)."""
+    accept = threading.Event()
+    sink = SmtpSink("127.0.0.1", smtp_port(),
+                    rcpt=lambda c, t, a, ln: None if accept.is_set() else "451 4.3.0 not yet")
+    try:
+        s = make_server(extra=["relayhost = [127.0.0.1]:%d" % sink.port])
+        yield s, sink, accept
+    finally:
+        sink.stop()
+
+
+def rcpt_attempts(sink):
+    """RCPT commands the peer has seen."""
+    return sum(len(t.rcpt_lines) for t in sink.txns())
+
+
+def attempts_at_least(qid, n):
+    """The queue predicate: qid's round is over and its first recipient was tried n times."""
+    def pred(q):
+        return [m["id"] for m in q] == [qid] and not q[0]["active"] and \
+            q[0]["recipients"][0]["attempts"] >= n
+    pred.__doc__ = "%s tried %d times, no round running" % (qid, n)
+    return pred
+
+
+def test_hold_release_show_delete(bins, peer):
+    server, sink, _ = peer
     qid = submit_remote(bins, server, "hold me")
+    tried = rcpt_attempts(sink)
+    assert tried == 2, sink.txns()
     r = postel(["queue", "hold", qid], server)
     assert r.returncode == 0 and r.out == "%s: held\n" % qid
     q = queue(server, pred=lambda q: q and q[0]["held"])
@@ -408,32 +444,49 @@ def test_hold_release_show_delete(bins, server):
     assert json.loads(postel(["queue", "show", qid, "--json"], server).out)["id"] == qid
     r = postel(["queue", "release", qid], server)
     assert r.returncode == 0 and r.out == "%s: released\n" % qid
-    queue(server, pred=lambda q: q and not q[0]["held"])
+    # released: tried again at once (the next retry would be minutes away)
+    q = queue(server, pred=attempts_at_least(qid, 2))
+    assert not q[0]["held"]
+    assert rcpt_attempts(sink) == tried + 2, sink.txns()
+    # a held message is not flushed
+    r = postel(["queue", "hold", qid], server)
+    assert r.returncode == 0 and r.out == "%s: held\n" % qid
+    r = postel(["queue", "flush"], server)
+    assert r.returncode == 0 and r.out.startswith("0 messages scheduled"), r.out
     r = postel(["queue", "delete", qid], server)
     assert r.returncode == 0 and r.out == "%s: deleted\n" % qid
     assert queue(server, pred=lambda q: q == []) == []
+    assert wait_for(lambda: not server.spool_files("queue"), 5, "the queue file removed")
     r = postel(["queue", "hold", qid], server)
     assert r.returncode == EX_NOINPUT and "no such message" in r.err
 
 
 def test_bounce(bins, server):
-    qid = submit_remote(bins, server, "bounce me")
+    qid = submit_remote(bins, server, "bounce me", sender="alice@localhost")
     r = postel(["queue", "bounce", qid], server)
     assert r.returncode == 0 and r.out == "%s: bounced\n" % qid
     queue(server, pred=lambda q: all(m["id"] != qid for m in q))
+    # the sender gets the report, the original goes from the spool
+    mails = server.maildir("alice", wait_for=1)
+    assert len(mails) == 1, mails
+    rep = Report(mails[0])
+    assert mails[0].raw.startswith(b"Return-Path: <>")
+    assert rep.actions() == {"joe@remote.example": "failed", "ann@remote.example": "failed"}
+    assert "Subject: bounce me" in mails[0].text
+    assert wait_for(lambda: not [n for n in server.spool_files("queue") if qid in n], 5,
+                    "%s removed from queue/" % qid)
 
 
-def test_flush(bins, server):
+def test_flush(bins, peer):
+    server, sink, accept = peer
     qid = submit_remote(bins, server, "flush me")
     tries = [1]
 
     def settled():
-        """The round a flush started is over (its attempt counted, nothing active)."""
+        """The round a flush started is over: one more attempt counted, seen by the peer."""
         tries[0] += 1
-        q = queue(server, pred=lambda q: q and not q[0]["active"] and
-                  q[0]["recipients"][0]["attempts"] >= tries[0])
-        assert [m["id"] for m in q] == [qid], q
-        time.sleep(0.2)
+        queue(server, pred=attempts_at_least(qid, tries[0]))
+        assert rcpt_attempts(sink) == 2 * tries[0], sink.txns()
 
     r = postel(["queue", "flush"], server)
     assert r.returncode == 0
@@ -449,6 +502,17 @@ def test_flush(bins, server):
         r = sendmail(bins, args, server)
         assert r.returncode == 0 and r.out == "" and r.err == "", (args, r.err)
         settled()
+    # the flush of elsewhere.example tried nothing: every attempt is accounted for above
+    assert rcpt_attempts(sink) == 2 * tries[0]
+    # the peer takes it now: a flush delivers it at once, and it leaves the queue
+    accept.set()
+    r = postel(["queue", "flush"], server)
+    assert r.returncode == 0 and r.out == "1 message scheduled for delivery\n", r.out
+    got = wait_for(lambda: sink.accepted(), 15, "the flushed message at the peer")
+    assert len(got) == 1 and sorted(got[0].rcpts) == ["ann@remote.example",
+                                                      "joe@remote.example"], got
+    assert b"Subject: flush me" in got[0].data
+    assert queue(server, pred=lambda q: q == []) == []
 
 
 def test_newaliases_status_version_help(bins, server):

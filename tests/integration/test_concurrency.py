@@ -4,11 +4,10 @@ import smtplib
 import socket
 import struct
 import threading
-import time
 
 import pytest
 
-from helpers import Client, msg, queue_id
+from helpers import Client, msg, queue_id, wait_for
 
 
 def run_threads(n, target, timeout=120):
@@ -118,11 +117,13 @@ def test_concurrent_untrusted_sessions_respect_limit(untrusted_server):
     gate = threading.Event()
 
     def one(i):
-        c = Client(s.host, s.port, timeout=20, greet=False)
+        c = Client(s.host, s.port, timeout=60, greet=False)
         try:
-            r = c.reply(timeout=20)
+            r = c.reply(timeout=60)
             if r.code == 220:
-                gate.wait(10)       # hold the slot until everybody has an answer
+                # hold the slot until everybody has an answer; the main thread always opens
+                # the gate, this bound only keeps a broken run from hanging
+                gate.wait(120)
             return r
         finally:
             c.close()
@@ -130,12 +131,15 @@ def test_concurrent_untrusted_sessions_respect_limit(untrusted_server):
     results = []
     t = threading.Thread(target=lambda: results.extend(run_threads(30, one)))
     t.start()
-    # everybody answered with 220 (held) or 421 (refused) before the gate opens
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and s.log.count("too many connections from") < 20:
-        time.sleep(0.05)
-    gate.set()
-    t.join(60)
+    try:
+        # everybody answered with 220 (held) or 421 (refused) before the gate opens
+        wait_for(lambda: s.log.count("too many connections from") >= 20, 60,
+                 lambda: "20 refusals in the log (have %d)" %
+                 s.log.count("too many connections from"), 0.05)
+    finally:
+        gate.set()
+    t.join(150)
+    assert not t.is_alive()
     codes = sorted(r.code for r in results)
     assert codes.count(220) == 10, codes
     assert codes.count(421) == 20, codes

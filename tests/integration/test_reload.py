@@ -58,3 +58,15 @@ def test_reload_with_a_broken_file_changes_nothing(server):
     assert r.returncode != 0
     assert "unknown setting" in r.stdout + r.stderr
     assert server.send("a@remote.test", ["alice@localhost"], "Subject: x\r\n\r\nx\r\n").code == 250
+
+
+def test_reload_logs_the_configuration_warnings(server):
+    """A reload that makes a risky setup logs the same warning a start would."""
+    append(server, "relayhost_auth = user:secret", "relayhost_auth_unverified_tls = yes")
+    mark = server._log_size()
+    r = reload(server)
+    assert r.returncode == 0, r.stderr
+    assert server.wait_log(r"configuration reloaded", 5)
+    log = server.log_since(mark)
+    assert "config: " in log and "relayhost_auth_unverified_tls" in log, log
+    assert "secret" not in log

@@ -23,8 +23,9 @@ def test_status_counts_deliveries(server):
     assert st["received"] == "0" and st["delivered"] == "0"
     assert server.send("a@remote.test", ["alice@localhost", "bob@localhost"],
                        "Subject: s\r\n\r\nx\r\n").code == 250
-    server.maildir("bob", wait_for=1)
-    server.wait_log(r"removed", 5)
+    assert len(server.maildir("bob", wait_for=1)) == 1
+    assert len(server.maildir("alice", wait_for=1)) == 1
+    assert server.wait_log(r"removed", 10), server.log[-2000:]
     st = status(server)
     assert st["received"] == "1", st
     assert st["delivered"] == "2", st

@@ -2,7 +2,7 @@
  * cli/postel.c - the postel command; also sendmail, mailq and newaliases by argv[0].
  *
  * Owns:  dispatch by the name it was called by, the postel subcommands (queue, status,
- *        reload, verify, check-config, log) and their usage.
+ *        reload, verify, config, check-config, log) and their usage.
  * Never: talks to the daemon itself: ctlcmd.c, submit.c and sendmail.c do.
  *
  * Usage: see usage() and docs/postel.1, docs/sendmail.1.
@@ -38,7 +38,10 @@ static void usage(FILE *f)
         "  status                     the daemon's counters\n"
         "  reload                     re-read the configuration and aliases\n"
         "  verify ADDRESS...          how each address would be delivered\n"
-        "  check-config [-f FILE]     print the effective configuration\n"
+        "  config [-f FILE]           print the effective configuration\n"
+        "  config -n [-f FILE]        only the settings that differ from the defaults\n"
+        "  config -d                  every setting with its default\n"
+        "  check-config [-f FILE]     the effective configuration, as config prints it\n"
         "  log [-l FILE] ID           every log line of a queue id\n"
         "  passwd USER [FILE]         a user:hash line for auth_passwd_file (FILE: update it)\n"
         "  sendmail ARGS | mailq ARGS | newaliases ARGS\n"
@@ -75,6 +78,49 @@ static int cmd_check_config(int argc, char **argv, const char *global)
     conf_print(cc.conf, stdout);
     ctlcmd_free(&cc);
     return fflush(stdout) == 0 ? EX_OK : EX_IOERR;
+}
+
+static void warn_stderr(void *arg, const char *text)
+{
+    (void)arg;
+    fprintf(stderr, "postel: warning: %s\n", text);
+}
+
+/* config [-d | -n] [-f FILE]: the effective settings, only the changed ones, or defaults. */
+static int cmd_config(int argc, char **argv, const char *global)
+{
+    const char *file = global;
+    bool defaults = false, changed = false, own_file = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-d") == 0) {
+            defaults = true;
+        } else if (strcmp(argv[i], "-n") == 0) {
+            changed = true;
+        } else if (strcmp(argv[i], "-f") == 0 && i + 1 < argc) {
+            file = argv[++i];
+            own_file = true;
+        } else {
+            return usage_error("config takes [-d | -n] [-f FILE]");
+        }
+    }
+    if (defaults && (changed || own_file))
+        return usage_error("config -d reads no file: it takes neither -n nor -f");
+    if (defaults) {
+        conf_print_defaults(stdout);
+        return fflush(stdout) == 0 ? EX_OK : EX_IOERR;
+    }
+    struct ctlcmd cc;
+    int st = ctlcmd_init(&cc, "postel", file);
+    if (st != EX_OK)
+        return st;
+    if (changed)
+        conf_print_changed(cc.conf, stdout);
+    else
+        conf_print(cc.conf, stdout);
+    int out = fflush(stdout);
+    conf_warnings(cc.conf, warn_stderr, NULL);
+    ctlcmd_free(&cc);
+    return out == 0 ? EX_OK : EX_IOERR;
 }
 
 /* Print the lines of f that contain id. Returns how many. */
@@ -362,6 +408,8 @@ int main(int argc, char **argv)
         }
         return sendmail_main(cargc, cargv, mode, cmd);
     }
+    if (strcmp(cmd, "config") == 0)
+        return cmd_config(cargc, cargv, conf_file);
     if (strcmp(cmd, "check-config") == 0)
         return cmd_check_config(cargc, cargv, conf_file);
     if (strcmp(cmd, "log") == 0)

@@ -1,7 +1,11 @@
 /*
  * conf/conf.c - configuration parsing, defaults and printing.
  *
- * Owns:  struct conf and its lifetime.
+ * Owns:  struct conf and its lifetime, and keys[]: the one table of settings. Each entry
+ *        gives a key's type, where and how wide it is stored, its default (in the file's
+ *        syntax, parsed by the same code as the file), its bounds, whether a reload can
+ *        change it, and its help text. Defaults, parsing, printing, freeing and the reload
+ *        diff all walk that table.
  * Never: opens sockets or the spool; it only reads the config and the aliases files.
  */
 #include "conf/conf.h"
@@ -34,128 +38,117 @@ const char conf_default_text[] =
 enum ctype { CT_STR, CT_LISTEN, CT_LIST, CT_CIDRS, CT_SIZE, CT_COUNT, CT_TIME, CT_MS, CT_BOOL,
     CT_LOOKUP, CT_TLS, CT_TLSMAP, CT_CRED };
 
+#define CK_RESTART  0x1u    /* read only at start: a reload keeps the running value */
+#define CK_REQUIRED 0x2u    /* the value may not be empty */
+#define CK_HOSTNAME 0x4u    /* the default is this machine's name */
+
 struct ckey {
     const char *name;
     enum ctype type;
-    size_t off;
+    size_t off;                 /* the field in struct conf */
+    size_t off2;                /* CT_LIST: its count; CT_CRED: the password */
+    size_t width;               /* sizeof the field; numbers take 4 or 8 octets */
+    const char *def;            /* the default in the file's syntax; NULL: empty */
+    unsigned long long min, max;    /* numbers (CT_SIZE, CT_COUNT, CT_TIME, CT_MS); max 0: none */
+    unsigned flags;             /* CK_* */
     const char *help;
 };
 
 #define OFF(f) offsetof(struct conf, f)
+#define W(f) sizeof(((struct conf *)0)->f)
+#define KEY(n, t, f, d, fl, h) { n, t, OFF(f), 0, W(f), d, 0, 0, fl, h }
+#define NUM(n, t, f, d, lo, hi, fl, h) { n, t, OFF(f), 0, W(f), d, lo, hi, fl, h }
+#define PAIR(n, t, f, f2, d, fl, h) { n, t, OFF(f), OFF(f2), W(f), d, 0, 0, fl, h }
+
 static const struct ckey keys[] = {
-    { "hostname", CT_STR, OFF(hostname), "our name in the greeting, EHLO and Received" },
-    { "listen", CT_LISTEN, OFF(listen), "addresses and ports of the SMTP listener" },
-    { "submission_listen", CT_LISTEN, OFF(submission),
-        "submission (587): STARTTLS, then AUTH required" },
-    { "smtps_listen", CT_LISTEN, OFF(smtps), "submission over implicit TLS (465)" },
-    { "user", CT_STR, OFF(user), "run as this user after binding the ports" },
-    { "tls", CT_BOOL, OFF(tls), "offer STARTTLS" },
-    { "tls_cert", CT_STR, OFF(tls_cert), "certificate chain (PEM); empty: self-signed" },
-    { "tls_key", CT_STR, OFF(tls_key), "private key (PEM)" },
-    { "tls_ca_file", CT_STR, OFF(tls_ca_file), "CAs for outbound verify; empty: system" },
-    { "tls_policy", CT_TLS, OFF(tls_policy), "outbound TLS: none, may, encrypt, verify" },
-    { "tls_policy_map", CT_TLSMAP, OFF(tls_policy_map), "per destination: domain=policy ..." },
-    { "auth_passwd_file", CT_STR, OFF(auth_passwd_file), "AUTH users (user:crypt-hash)" },
-    { "sender_login_file", CT_STR, OFF(sender_login_file),
-        "which users may send as which addresses" },
-    { "auth_plaintext", CT_BOOL, OFF(auth_plaintext),
-        "offer AUTH without TLS to trusted networks" },
-    { "auth_max_failures", CT_COUNT, OFF(auth_max_failures),
-        "failed logins per address before a lockout" },
-    { "auth_lockout", CT_TIME, OFF(auth_lockout), "how long a lockout lasts" },
-    { "relayhost_auth", CT_CRED, OFF(relayhost_user),
-        "user:password for the relayhost, sent only over verified TLS" },
-    { "relayhost_auth_unverified_tls", CT_BOOL, OFF(relayhost_auth_unverified_tls),
-        "RISK: send relayhost_auth over TLS whose certificate is not verified" },
-    { "spool_dir", CT_STR, OFF(spool_dir), "the queue" },
-    { "mail_dir", CT_STR, OFF(mail_dir), "Maildirs: <mail_dir>/<user>/" },
-    { "local_domains", CT_LIST, OFF(local_domains), "domains delivered here" },
-    { "local_users", CT_LIST, OFF(local_users), "mailboxes of the local domains" },
-    { "aliases_file", CT_STR, OFF(aliases_file), "aliases(5) file" },
-    { "relay_networks", CT_CIDRS, OFF(relay_networks), "clients that may relay" },
-    { "trusted_networks", CT_CIDRS, OFF(trusted_networks),
-        "clients exempt from per-address limits and the greet pause" },
-    { "etrn_networks", CT_CIDRS, OFF(etrn_networks), "clients that may use ETRN (RFC 1985)" },
-    { "message_size_limit", CT_SIZE, OFF(message_size_limit), "octets, 0: none" },
-    { "max_recipients", CT_COUNT, OFF(max_recipients), "recipients per message" },
-    { "max_errors", CT_COUNT, OFF(max_errors), "errors in a row before 421" },
-    { "max_connections", CT_COUNT, OFF(max_connections), "connections in total" },
-    { "max_connections_per_ip", CT_COUNT, OFF(max_connections_per_ip),
-        "connections per client address" },
-    { "max_line_length", CT_COUNT, OFF(max_line_length),
-        "message text line length, octets without CRLF" },
-    { "max_hops", CT_COUNT, OFF(max_hops),
-        "Received headers after which a message is a mail loop (bounced 5.4.6)" },
-    { "timeout_command", CT_TIME, OFF(timeout_command), "waiting for a command" },
-    { "timeout_data", CT_TIME, OFF(timeout_data), "waiting for message content" },
-    { "greet_pause", CT_MS, OFF(greet_pause_ms), "delay before the greeting" },
-    { "vrfy", CT_LOOKUP, OFF(vrfy), "off: 252 to all; on: answer from users and aliases" },
-    { "expn", CT_LOOKUP, OFF(expn), "off: 502; on: list alias members" },
-    { "workers", CT_COUNT, OFF(workers), "disk worker threads" },
-    { "retry_min", CT_TIME, OFF(retry_min), "first retry of a deferred delivery" },
-    { "retry_max", CT_TIME, OFF(retry_max), "longest retry interval" },
-    { "max_queue_lifetime", CT_TIME, OFF(max_queue_lifetime), "then a deferred message bounces" },
-    { "delay_warning_time", CT_TIME, OFF(delay_warning_time),
-        "send a 'delayed' notice after this long; 0: never" },
-    { "relayhost", CT_STR, OFF(relayhost), "smarthost for all remote mail: host, [host], :port" },
-    { "dns_servers", CT_STR, OFF(dns_servers), "resolvers as ip:port,...; empty: resolv.conf" },
-    { "smtp_port", CT_COUNT, OFF(smtp_port), "port of remote mail hosts" },
-    { "connect_timeout", CT_TIME, OFF(connect_timeout), "outbound connect timeout" },
-    { "connection_cache_time", CT_TIME, OFF(connection_cache_time),
-        "keep an idle outbound connection this long for the next message; 0: never" },
-    { "dest_concurrency", CT_COUNT, OFF(dest_concurrency), "connections per destination" },
-    { "remote_concurrency", CT_COUNT, OFF(remote_concurrency), "outbound connections in total" },
-    { "rcpt_251", CT_BOOL, OFF(rcpt_251), "answer 251 for aliases forwarded off-host" },
-    { "double_bounce", CT_LOOKUP, OFF(double_bounce),
-        "on: undeliverable bounces go to postmaster; off: dropped (logged)" },
-    { "control_socket", CT_STR, OFF(control_socket), "default <spool_dir>/control" },
-    { "admin_group", CT_STR, OFF(admin_group), "group that may change the queue" },
-    { "log_debug", CT_BOOL, OFF(log_debug), "debug logging" },
+    KEY("hostname", CT_STR, hostname, NULL, CK_REQUIRED | CK_HOSTNAME,
+        "our name in the greeting, EHLO and Received"),
+    KEY("listen", CT_LISTEN, listen, "127.0.0.1:25", CK_REQUIRED | CK_RESTART,
+        "addresses and ports of the SMTP listener"),
+    KEY("submission_listen", CT_LISTEN, submission, NULL, CK_RESTART,
+        "submission (587): STARTTLS, then AUTH required"),
+    KEY("smtps_listen", CT_LISTEN, smtps, NULL, CK_RESTART,
+        "submission over implicit TLS (465)"),
+    KEY("user", CT_STR, user, NULL, CK_RESTART, "run as this user after binding the ports"),
+    KEY("tls", CT_BOOL, tls, "on", CK_RESTART, "offer STARTTLS"),
+    KEY("tls_cert", CT_STR, tls_cert, NULL, CK_RESTART,
+        "certificate chain (PEM); empty: self-signed"),
+    KEY("tls_key", CT_STR, tls_key, NULL, CK_RESTART, "private key (PEM)"),
+    KEY("tls_ca_file", CT_STR, tls_ca_file, NULL, CK_RESTART,
+        "CAs for outbound verify; empty: system"),
+    KEY("tls_policy", CT_TLS, tls_policy, "may", 0, "outbound TLS: none, may, encrypt, verify"),
+    KEY("tls_policy_map", CT_TLSMAP, tls_policy_map, NULL, 0,
+        "per destination: domain=policy ..."),
+    KEY("auth_passwd_file", CT_STR, auth_passwd_file, NULL, CK_RESTART,
+        "AUTH users (user:crypt-hash)"),
+    KEY("sender_login_file", CT_STR, sender_login_file, NULL, CK_RESTART,
+        "which users may send as which addresses"),
+    KEY("auth_plaintext", CT_BOOL, auth_plaintext, "off", 0,
+        "offer AUTH without TLS to trusted networks"),
+    KEY("auth_max_failures", CT_COUNT, auth_max_failures, "5", 0,
+        "failed logins per address before a lockout"),
+    KEY("auth_lockout", CT_TIME, auth_lockout, "10m", 0, "how long a lockout lasts"),
+    PAIR("relayhost_auth", CT_CRED, relayhost_user, relayhost_pass, NULL, 0,
+        "user:password for the relayhost, sent only over verified TLS"),
+    KEY("relayhost_auth_unverified_tls", CT_BOOL, relayhost_auth_unverified_tls, "off", 0,
+        "RISK: send relayhost_auth over TLS whose certificate is not verified"),
+    KEY("spool_dir", CT_STR, spool_dir, "/var/spool/postel", CK_REQUIRED | CK_RESTART,
+        "the queue"),
+    KEY("mail_dir", CT_STR, mail_dir, "/var/mail/postel", CK_REQUIRED | CK_RESTART,
+        "Maildirs: <mail_dir>/<user>/"),
+    PAIR("local_domains", CT_LIST, local_domains, nlocal_domains, NULL, 0,
+        "domains delivered here"),
+    PAIR("local_users", CT_LIST, local_users, nlocal_users, NULL, 0,
+        "mailboxes of the local domains"),
+    KEY("aliases_file", CT_STR, aliases_file, NULL, 0, "aliases(5) file"),
+    KEY("relay_networks", CT_CIDRS, relay_networks, NULL, 0, "clients that may relay"),
+    KEY("trusted_networks", CT_CIDRS, trusted_networks, "127.0.0.0/8 ::1/128", 0,
+        "clients exempt from per-address limits and the greet pause"),
+    KEY("etrn_networks", CT_CIDRS, etrn_networks, NULL, 0,
+        "clients that may use ETRN (RFC 1985)"),
+    KEY("message_size_limit", CT_SIZE, message_size_limit, "10M", 0, "octets, 0: none"),
+    KEY("max_recipients", CT_COUNT, max_recipients, "1000", 0, "recipients per message"),
+    KEY("max_errors", CT_COUNT, max_errors, "10", 0, "errors in a row before 421"),
+    KEY("max_connections", CT_COUNT, max_connections, "15000", 0, "connections in total"),
+    KEY("max_connections_per_ip", CT_COUNT, max_connections_per_ip, "50", 0,
+        "connections per client address"),
+    KEY("max_line_length", CT_COUNT, max_line_length, "998", 0,
+        "message text line length, octets without CRLF"),
+    KEY("max_hops", CT_COUNT, max_hops, "50", 0,
+        "Received headers after which a message is a mail loop (bounced 5.4.6)"),
+    KEY("timeout_command", CT_TIME, timeout_command, "5m", 0, "waiting for a command"),
+    KEY("timeout_data", CT_TIME, timeout_data, "5m", 0, "waiting for message content"),
+    KEY("greet_pause", CT_MS, greet_pause_ms, "1000ms", 0, "delay before the greeting"),
+    KEY("vrfy", CT_LOOKUP, vrfy, "off", 0, "off: 252 to all; on: answer from users and aliases"),
+    KEY("expn", CT_LOOKUP, expn, "off", 0, "off: 502; on: list alias members"),
+    NUM("workers", CT_COUNT, workers, "8", 1, 256, CK_RESTART, "disk worker threads"),
+    KEY("retry_min", CT_TIME, retry_min, "5m", 0, "first retry of a deferred delivery"),
+    KEY("retry_max", CT_TIME, retry_max, "1h", 0, "longest retry interval"),
+    KEY("max_queue_lifetime", CT_TIME, max_queue_lifetime, "5d", 0,
+        "then a deferred message bounces"),
+    KEY("delay_warning_time", CT_TIME, delay_warning_time, "4h", 0,
+        "send a 'delayed' notice after this long; 0: never"),
+    KEY("relayhost", CT_STR, relayhost, NULL, 0,
+        "smarthost for all remote mail: host, [host], :port"),
+    KEY("dns_servers", CT_STR, dns_servers, NULL, CK_RESTART,
+        "resolvers as ip:port,...; empty: resolv.conf"),
+    NUM("smtp_port", CT_COUNT, smtp_port, "25", 1, 65535, 0, "port of remote mail hosts"),
+    KEY("connect_timeout", CT_TIME, connect_timeout, "30s", 0, "outbound connect timeout"),
+    KEY("connection_cache_time", CT_TIME, connection_cache_time, "2s", 0,
+        "keep an idle outbound connection this long for the next message; 0: never"),
+    KEY("dest_concurrency", CT_COUNT, dest_concurrency, "20", 0, "connections per destination"),
+    KEY("remote_concurrency", CT_COUNT, remote_concurrency, "100", 0,
+        "outbound connections in total"),
+    KEY("rcpt_251", CT_BOOL, rcpt_251, "off", 0, "answer 251 for aliases forwarded off-host"),
+    KEY("double_bounce", CT_LOOKUP, double_bounce, "on", 0,
+        "on: undeliverable bounces go to postmaster; off: dropped (logged)"),
+    KEY("control_socket", CT_STR, control_socket, NULL, CK_RESTART,
+        "default <spool_dir>/control"),
+    KEY("admin_group", CT_STR, admin_group, "mail", 0, "group that may change the queue"),
+    KEY("log_debug", CT_BOOL, log_debug, "off", 0, "debug logging"),
 };
 
-static void set_defaults(struct conf *c)
-{
-    char host[256];
-    if (gethostname(host, sizeof host) != 0 || host[0] == '\0')
-        str_copy(host, sizeof host, "localhost");
-    host[sizeof host - 1] = '\0';
-    c->hostname = xstrdup(host);
-    c->spool_dir = xstrdup("/var/spool/postel");
-    c->mail_dir = xstrdup("/var/mail/postel");
-    struct cidr lo;
-    if (cidr_parse("127.0.0.0/8", &lo) == 0)
-        cidr_list_add(&c->trusted_networks, &lo);
-    if (cidr_parse("::1/128", &lo) == 0)
-        cidr_list_add(&c->trusted_networks, &lo);
-    c->message_size_limit = 10 * 1024 * 1024;
-    c->max_recipients = 1000;
-    c->max_errors = 10;
-    c->max_connections = 15000;
-    c->max_connections_per_ip = 50;
-    c->max_line_length = 998;
-    c->max_hops = 50;
-    c->timeout_command = 300;
-    c->timeout_data = 300;
-    c->greet_pause_ms = 1000;
-    c->vrfy = CONF_LOOKUP_OFF;
-    c->expn = CONF_LOOKUP_OFF;
-    c->workers = 8;
-    c->retry_min = 300;
-    c->retry_max = 3600;
-    c->max_queue_lifetime = 5 * 86400;
-    c->delay_warning_time = 4 * 3600;
-    c->smtp_port = 25;
-    c->connect_timeout = 30;
-    c->connection_cache_time = 2;
-    c->dest_concurrency = 20;
-    c->remote_concurrency = 100;
-    c->double_bounce = CONF_LOOKUP_ON;
-    c->admin_group = xstrdup("mail");
-    c->tls = true;
-    c->tls_policy = CONF_TLS_MAY;
-    c->auth_max_failures = 5;
-    c->auth_lockout = 600;
-}
+#define NKEYS (sizeof keys / sizeof keys[0])
 
 static void free_list(char **v, size_t n)
 {
@@ -180,41 +173,6 @@ static void free_secret(char **s)
         explicit_bzero(*s, strlen(*s));
     free(*s);
     *s = NULL;
-}
-
-struct conf *conf_ref(struct conf *c)
-{
-    __atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
-    return c;
-}
-
-void conf_free(struct conf *c)
-{
-    if (c == NULL || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) != 0)
-        return;
-    free(c->hostname);
-    free(c->spool_dir);
-    free(c->mail_dir);
-    free(c->aliases_file);
-    free(c->relayhost);
-    free(c->dns_servers);
-    free(c->control_socket);
-    char **strs[] = { &c->user, &c->tls_cert, &c->tls_key, &c->tls_ca_file,
-        &c->auth_passwd_file, &c->sender_login_file };
-    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
-        free(*strs[i]);
-    tls_map_free(&c->tls_policy_map);
-    free_secret(&c->relayhost_user);
-    free_secret(&c->relayhost_pass);
-    free(c->admin_group);
-    free_list(c->local_domains, c->nlocal_domains);
-    free_list(c->local_users, c->nlocal_users);
-    if (c->aliases)
-        aliases_free(c->aliases);
-    cidr_list_free(&c->relay_networks);
-    cidr_list_free(&c->trusted_networks);
-    cidr_list_free(&c->etrn_networks);
-    free(c);
 }
 
 /* Split a value into words at spaces and commas. */
@@ -367,10 +325,10 @@ fail:
 }
 
 /* relayhost_auth: "user:password" (split at the first ':'), or empty for none. */
-static int parse_cred(const char *v, struct conf *c, char *err, size_t errsz)
+static int parse_cred(const char *v, char **user, char **pass, char *err, size_t errsz)
 {
-    free_secret(&c->relayhost_user);
-    free_secret(&c->relayhost_pass);
+    free_secret(user);
+    free_secret(pass);
     if (*v == '\0')
         return 0;
     const char *colon = strchr(v, ':');
@@ -389,22 +347,147 @@ static int parse_cred(const char *v, struct conf *c, char *err, size_t errsz)
         snprintf(err, errsz, "relayhost_auth: CR or LF in user:password");
         return -1;
     }
-    c->relayhost_user = xstrndup(v, ul);
-    c->relayhost_pass = xstrdup(colon + 1);
+    *user = xstrndup(v, ul);
+    *pass = xstrdup(colon + 1);
     return 0;
 }
 
+/* Store n in a number field of width octets (checked against the table at the bounds). */
+static void store_num(void *p, size_t width, unsigned long long n)
+{
+    if (width == sizeof(uint32_t)) {
+        uint32_t v = (uint32_t)n;
+        memcpy(p, &v, sizeof v);
+    } else if (width == sizeof(uint64_t)) {
+        uint64_t v = n;
+        memcpy(p, &v, sizeof v);
+    } else {
+        abort();            /* a keys[] entry with a field the table cannot store */
+    }
+}
+
+static unsigned long long load_num(const void *p, size_t width)
+{
+    if (width == sizeof(uint32_t)) {
+        uint32_t v;
+        memcpy(&v, p, sizeof v);
+        return v;
+    }
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* The largest number a field can hold (counts stay well below SIZE_MAX). */
+static unsigned long long num_limit(const struct ckey *k)
+{
+    if (k->width == sizeof(uint32_t))
+        return UINT32_MAX;
+    return k->type == CT_COUNT ? SIZE_MAX / 2 : UINT64_MAX;
+}
+
+static void print_time(struct buf *b, unsigned long long s)
+{
+    if (s && s % 86400 == 0)
+        buf_printf(b, "%llud", s / 86400);
+    else if (s && s % 3600 == 0)
+        buf_printf(b, "%lluh", s / 3600);
+    else if (s && s % 60 == 0)
+        buf_printf(b, "%llum", s / 60);
+    else
+        buf_printf(b, "%llus", s);
+}
+
+/* A number in the key's unit, as the file would spell it. */
+static void print_num(struct buf *b, const struct ckey *k, unsigned long long n)
+{
+    if (k->type == CT_TIME)
+        print_time(b, n);
+    else if (k->type == CT_MS)
+        buf_printf(b, "%llums", n);
+    else
+        buf_printf(b, "%llu", n);
+}
+
+static int set_num(void *p, const struct ckey *k, const char *v, char *err, size_t errsz)
+{
+    unsigned long long n;
+    int bad = k->type == CT_TIME || k->type == CT_MS ? parse_time(v, k->type == CT_MS, &n) :
+        parse_size(v, &n);
+    if (bad == -1 || n > num_limit(k)) {
+        if (k->type == CT_SIZE)
+            snprintf(err, errsz, "%s: bad size '%s' (e.g. 10485760, 64k, 10M)", k->name, v);
+        else if (k->type == CT_COUNT)
+            snprintf(err, errsz, "%s: bad number '%s'", k->name, v);
+        else
+            snprintf(err, errsz, "%s: bad duration '%s' (e.g. 300, 300s, 5m, 1h, 5d)",
+                k->name, v);
+        return -1;
+    }
+    if (n < k->min || (k->max && n > k->max)) {
+        struct buf lo, hi;
+        buf_init(&lo, 0);
+        buf_init(&hi, 0);
+        print_num(&lo, k, k->min);
+        print_num(&hi, k, k->max ? k->max : num_limit(k));
+        snprintf(err, errsz, "%s: must be %s to %s", k->name, buf_cstr(&lo), buf_cstr(&hi));
+        buf_free(&lo);
+        buf_free(&hi);
+        return -1;
+    }
+    store_num(p, k->width, n);
+    return 0;
+}
+
+/* Empty a field, freeing what it holds. */
+static void clear_value(struct conf *c, const struct ckey *k)
+{
+    char *p = (char *)c + k->off;
+    switch (k->type) {
+    case CT_STR:
+        free(*(char **)p);
+        *(char **)p = NULL;
+        break;
+    case CT_LISTEN:
+        ((struct conf_listen_set *)p)->n = 0;
+        break;
+    case CT_LIST: {
+        size_t *np = (size_t *)((char *)c + k->off2);
+        free_list(*(char ***)p, *np);
+        *(char ***)p = NULL;
+        *np = 0;
+        break;
+    }
+    case CT_CIDRS:
+        cidr_list_free((struct cidr_list *)p);
+        break;
+    case CT_TLSMAP:
+        tls_map_free((struct conf_tls_map *)p);
+        break;
+    case CT_CRED:
+        free_secret((char **)p);
+        free_secret((char **)((char *)c + k->off2));
+        break;
+    case CT_SIZE:
+    case CT_COUNT:
+    case CT_TIME:
+    case CT_MS:
+    case CT_BOOL:
+    case CT_LOOKUP:
+    case CT_TLS:
+        break;
+    }
+}
+
+/* Set key k from value v (v is modified). Returns 0, or -1 with the message in err. */
 static int set_key(struct conf *c, const struct ckey *k, char *v, char *err, size_t errsz)
 {
     char *p = (char *)c + k->off;
-    unsigned long long n;
     char *words[4096];
     size_t nw;
     switch (k->type) {
     case CT_STR:
-        /* Most strings may be emptied ("relayhost ="); these three may not. */
-        if (*v == '\0' && (k->off == OFF(hostname) || k->off == OFF(spool_dir) ||
-            k->off == OFF(mail_dir))) {
+        if (*v == '\0' && (k->flags & CK_REQUIRED)) {
             snprintf(err, errsz, "%s needs a value", k->name);
             return -1;
         }
@@ -413,20 +496,22 @@ static int set_key(struct conf *c, const struct ckey *k, char *v, char *err, siz
         return 0;
     case CT_LISTEN: {
         struct conf_listen_set *ls = (struct conf_listen_set *)p;
+        size_t least = (k->flags & CK_REQUIRED) ? 1 : 0;
         nw = split_words(v, words, CONF_MAX_LISTEN);
-        if (nw > CONF_MAX_LISTEN || (nw == 0 && k->off == OFF(listen))) {
-            snprintf(err, errsz, "%s takes %d to %d address:port pairs", k->name,
-                k->off == OFF(listen) ? 1 : 0, CONF_MAX_LISTEN);
+        if (nw > CONF_MAX_LISTEN || nw < least) {
+            snprintf(err, errsz, "%s takes %zu to %d address:port pairs", k->name, least,
+                CONF_MAX_LISTEN);
             return -1;
         }
+        struct conf_listen_set n = { .n = nw };
         for (size_t i = 0; i < nw; i++) {
-            if (parse_listen(words[i], &ls->v[i]) == -1) {
+            if (parse_listen(words[i], &n.v[i]) == -1) {
                 snprintf(err, errsz, "bad %s address '%s' (want 127.0.0.1:25 or [::1]:25)",
                     k->name, words[i]);
                 return -1;
             }
         }
-        ls->n = nw;
+        *ls = n;
         return 0;
     }
     case CT_LIST: {
@@ -435,64 +520,37 @@ static int set_key(struct conf *c, const struct ckey *k, char *v, char *err, siz
             snprintf(err, errsz, "%s: too many entries", k->name);
             return -1;
         }
-        /* each list is a (char **, size_t) pair of adjacent fields */
-        char ***lp = (char ***)p;
-        size_t *np = (size_t *)(p + sizeof(char **));
-        free_list(*lp, *np);
-        *lp = xcalloc(nw + 1, sizeof(char *));
+        clear_value(c, k);
+        char **l = xcalloc(nw + 1, sizeof(char *));
         for (size_t i = 0; i < nw; i++) {
-            (*lp)[i] = xstrdup(words[i]);
-            str_lower((*lp)[i]);
+            l[i] = xstrdup(words[i]);
+            str_lower(l[i]);
         }
-        *np = nw;
+        *(char ***)p = l;
+        *(size_t *)((char *)c + k->off2) = nw;
         return 0;
     }
     case CT_CIDRS: {
-        struct cidr_list *l = (struct cidr_list *)p;
-        cidr_list_free(l);
+        struct cidr_list n = { 0 };
         nw = split_words(v, words, sizeof words / sizeof words[0]);
         for (size_t i = 0; i < nw && i < sizeof words / sizeof words[0]; i++) {
             struct cidr ci;
             if (cidr_parse(words[i], &ci) == -1) {
                 snprintf(err, errsz, "%s: bad network '%s'", k->name, words[i]);
+                cidr_list_free(&n);
                 return -1;
             }
-            cidr_list_add(l, &ci);
+            cidr_list_add(&n, &ci);
         }
+        cidr_list_free((struct cidr_list *)p);
+        *(struct cidr_list *)p = n;
         return 0;
     }
     case CT_SIZE:
-        if (parse_size(v, &n) == -1) {
-            snprintf(err, errsz, "%s: bad size '%s' (e.g. 10485760, 64k, 10M)", k->name, v);
-            return -1;
-        }
-        *(unsigned long long *)p = n;
-        return 0;
     case CT_COUNT:
-        if (parse_size(v, &n) == -1 || n > SIZE_MAX / 2) {
-            snprintf(err, errsz, "%s: bad number '%s'", k->name, v);
-            return -1;
-        }
-        if (k->off == OFF(workers)) {
-            /* the one unsigned count: a size_t store would overwrite retry_min */
-            if (n < 1 || n > 256) {
-                snprintf(err, errsz, "workers: must be 1 to 256");
-                return -1;
-            }
-            *(unsigned *)p = (unsigned)n;
-            return 0;
-        }
-        *(size_t *)p = (size_t)n;
-        return 0;
     case CT_TIME:
     case CT_MS:
-        if (parse_time(v, k->type == CT_MS, &n) == -1) {
-            snprintf(err, errsz, "%s: bad duration '%s' (e.g. 300, 300s, 5m, 1h, 5d)", k->name,
-                v);
-            return -1;
-        }
-        *(unsigned *)p = (unsigned)n;
-        return 0;
+        return set_num(p, k, v, err, errsz);
     case CT_TLS:
         if (parse_tls(v, (enum conf_tls *)p) == -1) {
             snprintf(err, errsz, "%s: want none, may, encrypt or verify, not '%.40s'", k->name,
@@ -503,24 +561,219 @@ static int set_key(struct conf *c, const struct ckey *k, char *v, char *err, siz
     case CT_TLSMAP:
         return parse_tls_map(v, (struct conf_tls_map *)p, err, errsz);
     case CT_CRED:
-        return parse_cred(v, c, err, errsz);
+        return parse_cred(v, (char **)p, (char **)((char *)c + k->off2), err, errsz);
     case CT_BOOL:
-    case CT_LOOKUP:
+    case CT_LOOKUP: {
+        bool on;
         if (!strcasecmp(v, "yes") || !strcasecmp(v, "on") || !strcasecmp(v, "true")) {
-            n = 1;
+            on = true;
         } else if (!strcasecmp(v, "no") || !strcasecmp(v, "off") || !strcasecmp(v, "false")) {
-            n = 0;
+            on = false;
         } else {
             snprintf(err, errsz, "%s: want on or off, not '%s'", k->name, v);
             return -1;
         }
         if (k->type == CT_BOOL)
-            *(bool *)p = n != 0;
+            *(bool *)p = on;
         else
-            *(enum conf_lookup *)p = n ? CONF_LOOKUP_ON : CONF_LOOKUP_OFF;
+            *(enum conf_lookup *)p = on ? CONF_LOOKUP_ON : CONF_LOOKUP_OFF;
         return 0;
     }
+    }
     return -1;
+}
+
+/*
+ * Append k's value in c to b in the file's syntax (words separated by one space).
+ * reveal: the relayhost_auth secret as it is, else "(set, not shown)".
+ */
+static void format_value(const struct conf *c, const struct ckey *k, struct buf *b,
+    bool reveal)
+{
+    const char *p = (const char *)c + k->off;
+    switch (k->type) {
+    case CT_STR:
+        if (*(char *const *)p)
+            buf_puts(b, *(char *const *)p);
+        break;
+    case CT_CRED: {
+        const char *pass = *(char *const *)((const char *)c + k->off2);
+        if (*(char *const *)p && reveal)
+            buf_printf(b, "%s:%s", *(char *const *)p, pass);
+        else if (*(char *const *)p)
+            buf_puts(b, "(set, not shown)");
+        break;
+    }
+    case CT_TLS:
+        buf_puts(b, conf_tls_name(*(const enum conf_tls *)p));
+        break;
+    case CT_TLSMAP: {
+        const struct conf_tls_map *m = (const struct conf_tls_map *)p;
+        for (size_t j = 0; j < m->n; j++)
+            buf_printf(b, "%s%s=%s", j ? " " : "", m->v[j].dest, conf_tls_name(m->v[j].policy));
+        break;
+    }
+    case CT_LISTEN: {
+        const struct conf_listen_set *ls = (const struct conf_listen_set *)p;
+        for (size_t j = 0; j < ls->n; j++)
+            buf_printf(b, strchr(ls->v[j].host, ':') ? "%s[%s]:%d" : "%s%s:%d", j ? " " : "",
+                ls->v[j].host, ls->v[j].port);
+        break;
+    }
+    case CT_LIST: {
+        char *const *l = *(char **const *)p;
+        size_t cnt = *(const size_t *)((const char *)c + k->off2);
+        for (size_t j = 0; j < cnt; j++)
+            buf_printf(b, "%s%s", j ? " " : "", l[j]);
+        break;
+    }
+    case CT_CIDRS: {
+        const struct cidr_list *l = (const struct cidr_list *)p;
+        char tmp[64];
+        for (size_t j = 0; j < l->n; j++)
+            buf_printf(b, "%s%s", j ? " " : "", cidr_format(&l->v[j], tmp, sizeof tmp));
+        break;
+    }
+    case CT_SIZE:
+    case CT_COUNT:
+    case CT_TIME:
+    case CT_MS:
+        print_num(b, k, load_num(p, k->width));
+        break;
+    case CT_BOOL:
+        buf_puts(b, *(const bool *)p ? "on" : "off");
+        break;
+    case CT_LOOKUP:
+        buf_puts(b, *(const enum conf_lookup *)p == CONF_LOOKUP_ON ? "on" : "off");
+        break;
+    }
+}
+
+/* Free a buffer that may hold a secret. */
+static void buf_free_wiped(struct buf *b)
+{
+    if (b->p)
+        explicit_bzero(b->p, b->cap);
+    buf_free(b);
+}
+
+/* Do a and b hold the same value of k? */
+static bool same_value(const struct conf *a, const struct conf *b, const struct ckey *k)
+{
+    struct buf x, y;
+    buf_init(&x, 0);
+    buf_init(&y, 0);
+    format_value(a, k, &x, true);
+    format_value(b, k, &y, true);
+    bool same = strcmp(buf_cstr(&x), buf_cstr(&y)) == 0;
+    buf_free_wiped(&x);
+    buf_free_wiped(&y);
+    return same;
+}
+
+/* Set k in dst to its value in src, through the parser (src's value is valid). */
+static void copy_value(struct conf *dst, const struct conf *src, const struct ckey *k)
+{
+    struct buf v;
+    char msg[512];
+    buf_init(&v, 0);
+    format_value(src, k, &v, true);
+    (void)buf_cstr(&v);
+    char empty[1] = "";
+    if (set_key(dst, k, v.p ? v.p : empty, msg, sizeof msg) == -1)
+        abort();            /* a value the parser gave cannot be parsed back */
+    buf_free_wiped(&v);
+}
+
+/* Every key to its default. */
+static void set_defaults(struct conf *c)
+{
+    char host[256], msg[512];
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct ckey *k = &keys[i];
+        if (k->flags & CK_HOSTNAME) {
+            if (gethostname(host, sizeof host) != 0 || host[0] == '\0')
+                str_copy(host, sizeof host, "localhost");
+            host[sizeof host - 1] = '\0';
+        } else if (str_copy(host, sizeof host, k->def ? k->def : "") == -1) {
+            abort();
+        }
+        if (set_key(c, k, host, msg, sizeof msg) == -1) {
+            fprintf(stderr, "conf: the default of %s does not parse: %s\n", k->name, msg);
+            abort();
+        }
+    }
+}
+
+static const struct ckey *find_key(const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].name, name) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+struct conf *conf_ref(struct conf *c)
+{
+    __atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+    return c;
+}
+
+void conf_free(struct conf *c)
+{
+    if (c == NULL || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    for (size_t i = 0; i < NKEYS; i++)
+        clear_value(c, &keys[i]);
+    if (c->aliases)
+        aliases_free(c->aliases);
+    free(c->load_warnings);
+    free(c);
+}
+
+/* The errors of one file: every one counted, the first CONF_MAX_ERRORS kept as lines. */
+struct errs {
+    struct buf b;
+    size_t n;
+};
+
+static void errs_add(struct errs *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void errs_add(struct errs *e, const char *fmt, ...)
+{
+    if (e->n++ >= CONF_MAX_ERRORS)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    buf_vprintf(&e->b, fmt, ap);
+    va_end(ap);
+    buf_puts(&e->b, "\n");
+}
+
+/* Write as many whole error lines as fit in err, then how many more there are. */
+static void errs_write(struct errs *e, const char *origin, char *err, size_t errsz)
+{
+    if (errsz == 0)
+        return;
+    err[0] = '\0';
+    const char *p = buf_cstr(&e->b);
+    size_t used = 0, shown = 0;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t len = (size_t)(nl - p);
+        /* keep room for the "N more errors" line */
+        if (shown > 0 && used + 1 + len + 80 >= errsz)
+            break;
+        int w = snprintf(err + used, errsz - used, "%s%.*s", shown ? "\n" : "", (int)len, p);
+        if (w < 0 || (size_t)w >= errsz - used)
+            return;         /* the first line alone did not fit: it is cut */
+        used += (size_t)w;
+        shown++;
+        p = nl + 1;
+    }
+    if (shown < e->n)
+        snprintf(err + used, errsz - used, "\n%.60s: %zu more error%s", origin, e->n - shown,
+            e->n - shown == 1 ? "" : "s");
 }
 
 static char *trim(char *s)
@@ -538,9 +791,14 @@ struct conf *conf_parse(const char *text, size_t n, const char *origin, char *er
     struct conf *c = xcalloc(1, sizeof *c);
     c->refs = 1;
     set_defaults(c);
+    struct errs e = { .n = 0 };
+    buf_init(&e.b, 0);
+    struct buf warns;
+    buf_init(&warns, 0);
     struct buf inline_aliases;
     buf_init(&inline_aliases, 0);
     size_t alias_lines = 0;
+    size_t set_at[NKEYS] = { 0 };       /* the line that last set each key; 0: none */
     char msg[512];
     size_t lineno = 0;
     const char *p = text, *end = text + n;
@@ -549,16 +807,19 @@ struct conf *conf_parse(const char *text, size_t n, const char *origin, char *er
         size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
         lineno++;
         char line[8192];
-        if (len >= sizeof line) {
-            snprintf(err, errsz, "%s:%zu: line too long", origin, lineno);
-            goto fail;
+        bool too_long = len >= sizeof line;
+        if (!too_long) {
+            memcpy(line, p, len);
+            line[len] = '\0';
         }
-        memcpy(line, p, len);
-        line[len] = '\0';
         p += len + (nl ? 1 : 0);
+        if (too_long) {
+            errs_add(&e, "%s:%zu: line too long", origin, lineno);
+            continue;
+        }
         if (memchr(line, '\0', len)) {
-            snprintf(err, errsz, "%s:%zu: NUL byte in line", origin, lineno);
-            goto fail;
+            errs_add(&e, "%s:%zu: NUL byte in line", origin, lineno);
+            continue;
         }
         char *hash = strchr(line, '#');
         if (hash)
@@ -577,61 +838,58 @@ struct conf *conf_parse(const char *text, size_t n, const char *origin, char *er
         }
         char *eq = strchr(s, '=');
         if (eq == NULL) {
-            snprintf(err, errsz, "%s:%zu: expected 'key = value'", origin, lineno);
-            goto fail;
+            errs_add(&e, "%s:%zu: expected 'key = value'", origin, lineno);
+            continue;
         }
         *eq = '\0';
         char *key = trim(s), *val = trim(eq + 1);
-        const struct ckey *k = NULL;
-        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-            if (strcmp(keys[i].name, key) == 0)
-                k = &keys[i];
+        const struct ckey *k = find_key(key);
         if (k == NULL) {
-            snprintf(err, errsz, "%s:%zu: unknown setting '%s'", origin, lineno, key);
-            goto fail;
+            errs_add(&e, "%s:%zu: unknown setting '%.200s'", origin, lineno, key);
+            continue;
         }
-        if (set_key(c, k, val, msg, sizeof msg) == -1) {
-            snprintf(err, errsz, "%s:%zu: %s", origin, lineno, msg);
-            goto fail;
-        }
+        size_t ki = (size_t)(k - keys);
+        if (set_at[ki])
+            buf_printf(&warns, "%s:%zu: %s set again (first at line %zu); the last value "
+                "counts\n", origin, lineno, k->name, set_at[ki]);
+        else
+            set_at[ki] = lineno;
+        if (set_key(c, k, val, msg, sizeof msg) == -1)
+            errs_add(&e, "%s:%zu: %s", origin, lineno, msg);
     }
-    if (c->listen.n == 0) {
-        parse_listen("127.0.0.1:25", &c->listen.v[0]);
-        c->listen.n = 1;
-    }
-    if ((c->tls_cert == NULL) != (c->tls_key == NULL)) {
-        snprintf(err, errsz, "%s: tls_cert and tls_key go together", origin);
-        goto fail;
-    }
+    if ((c->tls_cert == NULL) != (c->tls_key == NULL))
+        errs_add(&e, "%s: tls_cert and tls_key go together", origin);
     if (c->aliases_file) {
         c->aliases = aliases_load(c->aliases_file, msg, sizeof msg);
-        if (c->aliases == NULL) {
-            snprintf(err, errsz, "%s", msg);
-            goto fail;
-        }
+        if (c->aliases == NULL)
+            errs_add(&e, "%s", msg);
     }
     if (inline_aliases.len > 0) {
         struct aliases *a = aliases_parse(inline_aliases.p, inline_aliases.len, origin, NULL, msg,
             sizeof msg);
         if (a == NULL) {
-            snprintf(err, errsz, "%s", msg);
-            goto fail;
-        }
-        if (c->aliases == NULL) {
+            errs_add(&e, "%s", msg);
+        } else if (c->aliases == NULL) {
             c->aliases = a;
         } else if (aliases_merge(c->aliases, a, msg, sizeof msg) == -1) {
-            snprintf(err, errsz, "%s", msg);
-            goto fail;
+            errs_add(&e, "%s", msg);
         }
     }
-    if (c->aliases == NULL)
+    if (c->aliases == NULL && e.n == 0)
         c->aliases = aliases_parse("", 0, origin, NULL, msg, sizeof msg);
     buf_free(&inline_aliases);
+    if (e.n > 0) {
+        errs_write(&e, origin, err, errsz);
+        buf_free(&e.b);
+        buf_free(&warns);
+        conf_free(c);
+        return NULL;
+    }
+    buf_free(&e.b);
+    if (warns.len > 0)
+        c->load_warnings = xstrdup(buf_cstr(&warns));
+    buf_free(&warns);
     return c;
-fail:
-    buf_free(&inline_aliases);
-    conf_free(c);
-    return NULL;
 }
 
 struct conf *conf_load(const char *path, char *err, size_t errsz)
@@ -665,89 +923,49 @@ struct conf *conf_load(const char *path, char *err, size_t errsz)
     return c;
 }
 
-static void print_time(FILE *f, unsigned s)
+/* Print the keys of c (those whose value differs from base's when base is not NULL). */
+static void print_keys(const struct conf *c, const struct conf *base, FILE *f)
 {
-    if (s && s % 86400 == 0)
-        fprintf(f, "%ud", s / 86400);
-    else if (s && s % 3600 == 0)
-        fprintf(f, "%uh", s / 3600);
-    else if (s && s % 60 == 0)
-        fprintf(f, "%um", s / 60);
-    else
-        fprintf(f, "%us", s);
+    struct buf v;
+    buf_init(&v, 0);
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct ckey *k = &keys[i];
+        if (base && same_value(c, base, k))
+            continue;
+        buf_reset(&v);
+        format_value(c, k, &v, false);
+        fprintf(f, "%s =%s%s # %s\n", k->name, v.len ? " " : "", buf_cstr(&v), k->help);
+    }
+    buf_free(&v);
 }
 
 void conf_print(const struct conf *c, FILE *f)
 {
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-        const struct ckey *k = &keys[i];
-        const char *p = (const char *)c + k->off;
-        fprintf(f, "%s =", k->name);
-        switch (k->type) {
-        case CT_STR:
-            if (*(char *const *)p)
-                fprintf(f, " %s", *(char *const *)p);
-            break;
-        case CT_CRED:
-            if (c->relayhost_user)
-                fprintf(f, " (set, not shown)");
-            break;
-        case CT_TLS:
-            fprintf(f, " %s", conf_tls_name(*(const enum conf_tls *)p));
-            break;
-        case CT_TLSMAP: {
-            const struct conf_tls_map *m = (const struct conf_tls_map *)p;
-            for (size_t j = 0; j < m->n; j++)
-                fprintf(f, " %s=%s", m->v[j].dest, conf_tls_name(m->v[j].policy));
-            break;
-        }
-        case CT_LISTEN: {
-            const struct conf_listen_set *ls = (const struct conf_listen_set *)p;
-            for (size_t j = 0; j < ls->n; j++)
-                fprintf(f, strchr(ls->v[j].host, ':') ? " [%s]:%d" : " %s:%d",
-                    ls->v[j].host, ls->v[j].port);
-            break;
-        }
-        case CT_LIST: {
-            char *const *l = *(char **const *)p;
-            size_t cnt = *(const size_t *)(p + sizeof(char **));
-            for (size_t j = 0; j < cnt; j++)
-                fprintf(f, " %s", l[j]);
-            break;
-        }
-        case CT_CIDRS: {
-            const struct cidr_list *l = (const struct cidr_list *)p;
-            char tmp[64];
-            for (size_t j = 0; j < l->n; j++)
-                fprintf(f, " %s", cidr_format(&l->v[j], tmp, sizeof tmp));
-            break;
-        }
-        case CT_SIZE:
-            fprintf(f, " %llu", *(const unsigned long long *)p);
-            break;
-        case CT_COUNT:
-            if (k->off == OFF(workers))
-                fprintf(f, " %u", *(const unsigned *)p);
-            else
-                fprintf(f, " %zu", *(const size_t *)p);
-            break;
-        case CT_TIME:
-            fputc(' ', f);
-            print_time(f, *(const unsigned *)p);
-            break;
-        case CT_MS:
-            fprintf(f, " %ums", *(const unsigned *)p);
-            break;
-        case CT_BOOL:
-            fprintf(f, " %s", *(const bool *)p ? "on" : "off");
-            break;
-        case CT_LOOKUP:
-            fprintf(f, " %s", *(const enum conf_lookup *)p == CONF_LOOKUP_ON ? "on" : "off");
-            break;
-        }
-        fprintf(f, "%*s# %s\n", 1, "", k->help);
-    }
+    print_keys(c, NULL, f);
     fprintf(f, "# aliases: %zu entries\n", c->aliases ? aliases_count(c->aliases) : (size_t)0);
+}
+
+void conf_print_changed(const struct conf *c, FILE *f)
+{
+    char err[64];
+    struct conf *d = conf_parse("", 0, "(defaults)", err, sizeof err);
+    if (d == NULL)
+        abort();            /* the defaults always parse (set_defaults aborts otherwise) */
+    print_keys(c, d, f);
+    conf_free(d);
+    size_t na = c->aliases ? aliases_count(c->aliases) : 0;
+    if (na > 0)
+        fprintf(f, "# aliases: %zu entries\n", na);
+}
+
+void conf_print_defaults(FILE *f)
+{
+    char err[64];
+    struct conf *d = conf_parse("", 0, "(defaults)", err, sizeof err);
+    if (d == NULL)
+        abort();
+    print_keys(d, NULL, f);
+    conf_free(d);
 }
 
 enum conf_tls conf_tls_policy(const struct conf *c, const char *dest)
@@ -758,8 +976,9 @@ enum conf_tls conf_tls_policy(const struct conf *c, const char *dest)
     return c->tls_policy;
 }
 
-size_t conf_warnings(const struct conf *c, void (*warn)(void *arg, const char *text),
-    void *arg)
+/* The relayhost_auth warnings of conf_warnings(). */
+static size_t relayhost_warnings(const struct conf *c,
+    void (*warn)(void *arg, const char *text), void *arg)
 {
     char t[1024];
     size_t n = 0;
@@ -793,6 +1012,21 @@ size_t conf_warnings(const struct conf *c, void (*warn)(void *arg, const char *t
     return n + 1;
 }
 
+size_t conf_warnings(const struct conf *c, void (*warn)(void *arg, const char *text),
+    void *arg)
+{
+    size_t n = 0;
+    char line[1024];
+    for (const char *p = c->load_warnings; p && *p; n++) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        (void)str_ncopy(line, sizeof line, p, len < sizeof line ? len : sizeof line - 1);
+        warn(arg, line);
+        p += len + (nl ? 1 : 0);
+    }
+    return n + relayhost_warnings(c, warn, arg);
+}
+
 bool conf_is_local_domain(const struct conf *c, const char *domain)
 {
     for (size_t i = 0; i < c->nlocal_domains; i++)
@@ -809,48 +1043,17 @@ bool conf_is_local_user(const struct conf *c, const char *name)
     return false;
 }
 
-static bool str_same(const char *a, const char *b)
-{
-    return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
-}
-
-static void keep_str(char **dst, const char *old)
-{
-    free(*dst);
-    *dst = old ? xstrdup(old) : NULL;
-}
-
 void conf_keep_static(struct conf *c, const struct conf *old, char *changed, size_t csz)
 {
     struct buf b;
     buf_init(&b, 0);
-#define KEEP_SET(f) do { \
-        if (memcmp(&c->f, &old->f, sizeof c->f) != 0) \
-            buf_printf(&b, "%s" #f, b.len ? " " : ""); \
-        c->f = old->f; \
-    } while (0)
-#define KEEP_STR(f) do { \
-        if (!str_same(c->f, old->f)) \
-            buf_printf(&b, "%s" #f, b.len ? " " : ""); \
-        keep_str(&c->f, old->f); \
-    } while (0)
-    KEEP_SET(listen);
-    KEEP_SET(submission);
-    KEEP_SET(smtps);
-    KEEP_SET(workers);
-    KEEP_SET(tls);
-    KEEP_STR(spool_dir);
-    KEEP_STR(mail_dir);
-    KEEP_STR(user);
-    KEEP_STR(dns_servers);
-    KEEP_STR(tls_cert);
-    KEEP_STR(tls_key);
-    KEEP_STR(tls_ca_file);
-    KEEP_STR(auth_passwd_file);
-    KEEP_STR(sender_login_file);
-    KEEP_STR(control_socket);
-#undef KEEP_SET
-#undef KEEP_STR
-    snprintf(changed, csz, "%s", b.len ? buf_cstr(&b) : "");
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct ckey *k = &keys[i];
+        if (!(k->flags & CK_RESTART) || same_value(c, old, k))
+            continue;
+        buf_printf(&b, "%s%s", b.len ? " " : "", k->name);
+        copy_value(c, old, k);
+    }
+    snprintf(changed, csz, "%s", buf_cstr(&b));
     buf_free(&b);
 }

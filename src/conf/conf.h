@@ -2,7 +2,9 @@
  * conf/conf.h - the one configuration file of posteld.
  *
  * Owns:  the settings struct, its defaults, parsing with file:line errors, and printing
- *        the effective configuration (posteld -n).
+ *        the effective configuration (posteld -n, postel config [-d | -n]). Every key is
+ *        declared once, in conf.c's table: type, default, bounds, whether a reload can
+ *        change it, help text.
  * Format: "key = value" lines, '#' comments, lists separated by spaces or commas, and
  *        "alias NAME: targets" lines for aliases kept in the config itself.
  */
@@ -18,6 +20,8 @@
 struct aliases;
 
 #define CONF_MAX_LISTEN 8
+/* conf_parse() keeps the messages of this many errors of a file (and counts the rest). */
+#define CONF_MAX_ERRORS 100
 
 enum conf_lookup { CONF_LOOKUP_OFF, CONF_LOOKUP_ON };
 
@@ -115,6 +119,7 @@ struct conf {
     char *control_socket;               /* NULL: <spool_dir>/control */
     char *admin_group;                  /* may change the queue over the control socket */
     bool log_debug;
+    char *load_warnings;                /* "origin:line: ..." lines (a key set twice); NULL */
 };
 
 /* The embedded default configuration text that `make run` uses (no -f). */
@@ -122,11 +127,13 @@ extern const char conf_default_text[];
 
 /*
  * Parse configuration text (length n) named origin (used in "origin:line: ..." errors).
- * Keys absent from the text keep their built-in defaults. Returns a new conf or NULL
- * with the message in err.
+ * Keys absent from the text keep their built-in defaults; a key given twice takes its last
+ * value (conf_warnings() reports it). Returns a new conf, or NULL with every error in err:
+ * one "origin:line: message" per line, newline separated, no final newline; what does not
+ * fit in errsz ends in a line "origin: N more errors".
  */
 struct conf *conf_parse(const char *text, size_t n, const char *origin, char *err, size_t errsz);
-/* Read and parse a file; NULL with the message in err. */
+/* Read and parse a file; NULL with the messages in err (as conf_parse()). */
 struct conf *conf_load(const char *path, char *err, size_t errsz);
 /* Drop a reference; the last one frees. A session or delivery round holds a reference to
  * the configuration it started with, so a reload never changes it under their feet. */
@@ -134,14 +141,18 @@ void conf_free(struct conf *c);
 /* Take a reference. Returns c. */
 struct conf *conf_ref(struct conf *c);
 /*
- * After a reload: the settings that only take effect at start (listeners, directories,
- * user, workers, resolvers, TLS files, AUTH files, control socket) are copied from old
- * into c, so the running daemon stays consistent. Writes the names of those that differ
- * (space separated) into changed, "" if none.
+ * After a reload: the settings the table marks as read only at start (listeners,
+ * directories, user, workers, resolvers, TLS files, AUTH files, control socket) are copied
+ * from old into c, so the running daemon stays consistent. Writes the names of those keys
+ * whose values differ (space separated, in table order) into changed, "" if none.
  */
 void conf_keep_static(struct conf *c, const struct conf *old, char *changed, size_t csz);
-/* Print the effective settings in the file syntax. */
+/* Print every setting of c in the file syntax, each with its help as a comment. */
 void conf_print(const struct conf *c, FILE *f);
+/* Print only the settings of c whose values differ from the defaults (postel config -n). */
+void conf_print_changed(const struct conf *c, FILE *f);
+/* Print every setting with its built-in default (postel config -d). */
+void conf_print_defaults(FILE *f);
 
 /*
  * The outbound TLS policy for dest (a recipient domain, or the relayhost spec for mail sent
@@ -151,8 +162,9 @@ enum conf_tls conf_tls_policy(const struct conf *c, const char *dest);
 /* The policy's name as the configuration spells it ("none", "may", ...); static. */
 const char *conf_tls_name(enum conf_tls p);
 /*
- * Call warn(arg, text) once for each setting that is valid but risky or without effect
- * (e.g. relayhost_auth without a verified TLS policy for the relayhost). Returns how many.
+ * Call warn(arg, text) once for each load warning (a key set twice, "origin:line: ...") and
+ * each setting that is valid but risky or without effect (e.g. relayhost_auth without a
+ * verified TLS policy for the relayhost). Returns how many.
  */
 size_t conf_warnings(const struct conf *c, void (*warn)(void *arg, const char *text),
     void *arg);

@@ -274,10 +274,14 @@ static void reload_job(struct tpool_job *j)
     char err[600];
     r->newconf = file ? conf_load(file, err, sizeof err) :
         conf_parse(conf_default_text, strlen(conf_default_text), "(built-in)", err, sizeof err);
-    if (r->newconf == NULL)
+    if (r->newconf == NULL) {
+        /* one error per line in err; the answer is one line */
+        for (char *nl = strchr(err, '\n'); nl; nl = strchr(nl, '\n'))
+            *nl = ' ';
         buf_printf(&r->out, "ERR %s", err);
-    else
+    } else {
         buf_printf(&r->out, "OK");
+    }
 }
 
 static void job_done(struct tpool_job *j)

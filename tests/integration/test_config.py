@@ -1,10 +1,12 @@
 """Configuration: posteld -n prints the effective settings; errors name FILE:LINE and exit 78."""
+import os
 import re
 import socket
+import subprocess
 
 import pytest
 
-from helpers import free_port, run_posteld
+from helpers import POSTELD, free_port, run_posteld
 
 KEYS = ["hostname", "listen", "spool_dir", "mail_dir", "local_domains", "local_users",
         "aliases_file", "relay_networks", "trusted_networks", "message_size_limit",
@@ -296,3 +298,93 @@ def test_log_debug(make_server):
     with s.client() as c:
         c.ehlo()
     assert s.wait_log(r"sid=\w+ connect from \[127\.0\.0\.1\] trusted")
+
+
+# ---- the settings table: every error, duplicate keys, postel config -d / -n ----
+
+POSTEL = os.path.join(os.path.dirname(POSTELD), "postel")
+
+
+def run_postel(args, env_conf=None):
+    env = dict(os.environ)
+    env.pop("POSTEL_CONF", None)
+    if env_conf:
+        env["POSTEL_CONF"] = env_conf
+    return subprocess.run([POSTEL] + list(args), capture_output=True, text=True, timeout=30,
+                          env=env)
+
+
+def test_every_error_of_a_file_is_reported(tmp_path):
+    conf = write(tmp_path, ["hostname = mx.test", "no_such_key = 1", "workers = 0",
+                            "# fine", "vrfy = maybe", "max_errors = 3"])
+    r = run_posteld(["-n", "-f", conf])
+    assert r.returncode == 78
+    assert r.stdout == ""
+    lines = r.stderr.splitlines()
+    assert lines == ["posteld: %s:2: unknown setting 'no_such_key'" % conf,
+                     "%s:3: workers: must be 1 to 256" % conf,
+                     "%s:5: vrfy: want on or off, not 'maybe'" % conf], r.stderr
+    # the daemon refuses it the same way, and so does the command line
+    r = run_postel(["config", "-f", conf])
+    assert r.returncode == 78
+    assert [x.split(": ", 1)[-1] for x in r.stderr.splitlines()[:1]] == \
+        ["%s:2: unknown setting 'no_such_key'" % conf]
+    assert "%s:5: vrfy" % conf in r.stderr
+
+
+def test_a_key_set_twice_is_warned_and_the_last_counts(tmp_path):
+    conf = write(tmp_path, ["max_recipients = 1", "hostname = mx.test", "max_recipients = 2"])
+    r = run_posteld(["-n", "-f", conf])
+    assert r.returncode == 0, r.stderr
+    assert settings(r.stdout)["max_recipients"] == "2"
+    assert ("posteld: warning: %s:3: max_recipients set again (first at line 1); the last "
+            "value counts" % conf) in r.stderr.splitlines(), r.stderr
+
+
+def test_postel_config_d_prints_the_defaults(tmp_path):
+    # the file (given by $POSTEL_CONF) plays no part
+    conf = write(tmp_path, ["workers = 3", "listen = 127.0.0.1:2600"])
+    r = run_postel(["config", "-d"], env_conf=conf)
+    assert r.returncode == 0, r.stderr
+    s = settings(r.stdout)
+    for k in KEYS:
+        assert k in s, "%s missing from postel config -d" % k
+    assert s["workers"] == "8"
+    assert s["listen"] == "127.0.0.1:25"
+    assert s["spool_dir"] == "/var/spool/postel"
+    assert s["trusted_networks"] == "127.0.0.0/8 ::1/128"
+    assert s["greet_pause"] == "1000ms" and s["max_queue_lifetime"] == "5d"
+    assert s["local_users"] == "" and s["relayhost"] == ""
+    # the defaults are what a file that sets nothing gives
+    empty = write(tmp_path, ["# nothing"], name="empty.conf")
+    r2 = run_posteld(["-n", "-f", empty])
+    assert r2.returncode == 0, r2.stderr
+    assert settings(r2.stdout) == s
+    assert run_postel(["config", "-d", "-n"]).returncode == 64
+    assert run_postel(["config", "-d", "-f", conf]).returncode == 64
+
+
+def test_postel_config_n_prints_what_the_file_changes(tmp_path):
+    conf = write(tmp_path, GOOD + ["max_recipients = 1000", "retry_min = 300s",
+                                   "relayhost_auth = u:secret"])
+    r = run_postel(["config", "-n", "-f", conf])
+    assert r.returncode == 0, r.stderr
+    s = settings(r.stdout)
+    # set to their defaults: not shown
+    assert "max_recipients" not in s and "retry_min" not in s
+    assert s == {"hostname": "mx.test", "listen": "127.0.0.1:2600 [::1]:2600",
+                 "spool_dir": "/tmp/x/spool", "mail_dir": "/tmp/x/mail",
+                 "local_domains": "localhost example.test", "local_users": "alice bob",
+                 "relay_networks": "192.0.2.0/24 2001:db8::/32", "message_size_limit": "65536",
+                 "timeout_command": "90s", "timeout_data": "2m", "greet_pause": "250ms",
+                 "vrfy": "on", "workers": "3", "max_queue_lifetime": "2d",
+                 "relayhost_auth": "(set, not shown)"}, r.stdout
+    assert "secret" not in r.stdout
+    assert "# aliases: 1 entries" in r.stdout
+    # the same file through $POSTEL_CONF; plain config prints everything, as posteld -n does
+    r2 = run_postel(["config", "-n"], env_conf=conf)
+    assert r2.returncode == 0 and r2.stdout == r.stdout
+    full = run_postel(["config", "-f", conf])
+    assert full.returncode == 0, full.stderr
+    assert full.stdout == run_posteld(["-n", "-f", conf]).stdout
+    assert run_postel(["config", "-x"]).returncode == 64

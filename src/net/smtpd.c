@@ -106,6 +106,7 @@ struct smtpd {
     struct conf *conf;          /* the current configuration (a reference) */
     struct spool *sp;
     struct tpool *wq;
+    struct tpool *auth_wq;      /* password checks only: commits never wait behind a hash */
     struct qmgr *qm;
     struct lsn ls[3 * CONF_MAX_LISTEN];
     size_t nls;
@@ -569,7 +570,7 @@ static void auth_checked(struct conn *c, bool ok)
     auth_reply_later(c, delay);
 }
 
-/* On a worker: result 1 if the password matched, 0 if not (left at -1: never ran). */
+/* On an AUTH worker: result 1 if the password matched, 0 if not (left at -1: never ran). */
 static void auth_job_run(struct tpool_job *w)
 {
     struct cjob *j = (struct cjob *)w;
@@ -584,7 +585,7 @@ static void auth_job_done(struct tpool_job *w)
     struct smtpd *d = c->d;
     c->busy = false;
     if (c->dead || j->result == -1) {
-        /* The client went away (the check still counts), or the check never ran. */
+        /* The client went away (the check still counts), or the pool stopped first. */
         enum auth_result r = j->result == -1 ? AUTH_RES_NONE :
             j->result == 1 ? AUTH_RES_OK : AUTH_RES_FAIL;
         auth_throttle_end(d->throttle, c->srv.client_addr, c->srv.auth_try_user, r,
@@ -633,7 +634,12 @@ static void start_auth(struct conn *c)
     case AUTH_GATE_DELAY:
         break;
     }
-    /* crypt() is slow on purpose: check on a worker. */
+    if (tpool_pending(d->auth_wq) >= SMTPD_AUTH_PENDING) {
+        auth_throttle_end(d->throttle, addr, user, AUTH_RES_NONE, time(NULL));
+        auth_tempfail(c, "too many checks queued");
+        return;
+    }
+    /* crypt() is slow on purpose: check on a worker of the AUTH pool. */
     struct cjob *j = conn_job(c);
     j->kind = CJ_AUTH;
     j->result = -1;
@@ -641,7 +647,7 @@ static void start_auth(struct conn *c)
     j->w.done = auth_job_done;
     c->busy = true;
     bufferevent_disable(c->bev, EV_READ);
-    tpool_submit(d->wq, &j->w);
+    tpool_submit(d->auth_wq, &j->w);
 }
 
 /* ---- input ---- */
@@ -1127,14 +1133,15 @@ static void bind_set(struct smtpd *d, const struct conf_listen_set *set, enum lk
 }
 
 struct smtpd *smtpd_new(struct event_base *base, struct conf *conf, struct spool *sp,
-    struct tpool *wq, struct qmgr *qm, SSL_CTX *tls, struct auth_db *authdb,
-    struct auth_senders *senders)
+    struct tpool *wq, struct tpool *auth_wq, struct qmgr *qm, SSL_CTX *tls,
+    struct auth_db *authdb, struct auth_senders *senders)
 {
     struct smtpd *d = xcalloc(1, sizeof *d);
     d->base = base;
     d->conf = conf_ref(conf);
     d->sp = sp;
     d->wq = wq;
+    d->auth_wq = auth_wq;
     d->qm = qm;
     d->tls = tls;
     d->authdb = authdb;

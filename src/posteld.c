@@ -355,6 +355,9 @@ int main(int argc, char **argv)
     auth_senders_free(senders);
     if (client_tls)
         SSL_CTX_free(client_tls);
+    /* Sessions freed after the loop stopped (their checks or commits were still running)
+     * finish freeing their TLS bufferevents in deferred callbacks: one more turn runs them. */
+    (void)event_base_loop(dm.base, EVLOOP_NONBLOCK);
     event_base_free(dm.base);
     spool_close(sp);
     fsx_cleanup();

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from helpers import VALGRIND, free_port, msg, queue_id, wait_until
+from helpers import VALGRIND, Closed, free_port, msg, queue_id, wait_until
 from trusthelp import (PASSWORDS, RECEIVER_IP, TClient, client_ctx, ehlo_keywords, implicit,
                        make_passwd, msg_text, receiver, sender)
 
@@ -73,10 +73,11 @@ def slow_passwd(path, rounds, users=None):
     return path
 
 
-def auth_all_at_once(server, port, creds, source=None, timeout=120.0):
+def auth_all_at_once(server, port, creds, source=None, timeout=120.0, may_close=False):
     """Open one TLS session per (user, password) in creds, then send AUTH PLAIN in all of
-    them at the same moment. Returns (sessions, wait): wait() joins the readers and gives
-    [(reply, monotonic time it arrived)] in the order of creds, and the time AUTH was sent."""
+    them at the same moment. Returns (sessions, got, wait): got fills with (reply, monotonic
+    time it arrived) in the order of creds; wait() joins the readers and returns got and the
+    time AUTH was sent. may_close: a session closed before its reply gets (None, time)."""
     n = len(creds)
     sessions = [None] * n
 
@@ -96,8 +97,13 @@ def auth_all_at_once(server, port, creds, source=None, timeout=120.0):
         user, pw = creds[i]
         tok = base64.b64encode(("\0%s\0%s" % (user, pw)).encode()).decode()
         gate.wait()
-        sessions[i].send("AUTH PLAIN %s\r\n" % tok)
-        r = sessions[i].reply(timeout=timeout)
+        try:
+            sessions[i].send("AUTH PLAIN %s\r\n" % tok)
+            r = sessions[i].reply(timeout=timeout)
+        except (Closed, OSError):
+            if not may_close:
+                raise
+            r = None
         got[i] = (r, time.monotonic())
 
     readers = [threading.Thread(target=run, args=(i,)) for i in range(n)]
@@ -444,6 +450,41 @@ def test_auth_flood_does_not_hold_up_commits(make_server, tmp_path):
     assert at_250 < last_fail
     assert t_commit < 4 * per_check, (t_commit, per_check, checked)
     assert s.maildir("bob", wait_for=1)
+
+
+def test_shutdown_does_not_run_queued_checks(make_server, tmp_path):
+    """On SIGTERM the password checks still queued are dropped, not run one by one for
+    sessions that are going away."""
+    rounds = 100000 if VALGRIND else 3000000
+    passwd = slow_passwd(str(tmp_path / "passwd"), rounds)
+    lib = ctypes.CDLL("libcrypt.so.1")
+    lib.crypt.restype = ctypes.c_char_p
+    lib.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    t0 = time.monotonic()
+    lib.crypt(b"x", ("$6$rounds=%d$measure" % rounds).encode())
+    per_check = time.monotonic() - t0
+    p2 = free_port()
+    s = make_server(extra=["submission_listen = 127.0.0.1:%d" % p2,
+                           "auth_passwd_file = %s" % passwd, "auth_lockout = 0"])
+    n = 16
+    sessions, got, wait = auth_all_at_once(s, p2, [("user%02d" % i, "x") for i in range(n)],
+                                           may_close=True)
+    try:
+        assert wait_until(lambda: s.log.count("authentication failed") >= 1, 60.0)
+        queued_work = (n - 1) * per_check
+        t0 = time.monotonic()
+        rc = s.stop(timeout=60.0)
+        took = time.monotonic() - t0
+    finally:
+        for c in sessions:
+            c.close()
+        wait()
+    assert rc == 0, s.log[-2000:]
+    # up to 5 s for sessions to finish, the check running then, and not the queued ones
+    if not VALGRIND:
+        assert queued_work > 10.0, queued_work
+        assert took < 5.0 + 3 * per_check + 2.0, (took, per_check)
+    assert s.log.count("authentication failed") < n
 
 
 # ---- sender ownership ----------------------------------------------------------------------

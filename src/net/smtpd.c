@@ -544,8 +544,11 @@ static void auth_reply_later(struct conn *c, unsigned delay_ms)
 {
     struct timeval tv = { delay_ms / 1000, (delay_ms % 1000) * 1000 };
     c->auth_timer = evtimer_new(c->d->base, on_auth_timer, c);
-    if (c->auth_timer == NULL || evtimer_add(c->auth_timer, &tv) == -1)
-        log_fatalx("cannot add a timer");
+    if (c->auth_timer == NULL || evtimer_add(c->auth_timer, &tv) == -1) {
+        log_warnx("sid=%x client=[%s] cannot start a timer: closing", c->sid,
+            c->srv.client_addr);
+        conn_close(c);
+    }
 }
 
 /* The password check came back: count it, and answer now or after the penalty delay. */

@@ -446,6 +446,7 @@ int main(int argc, char **argv)
         log_fatalx("cannot create the event loop");
     struct tpool *commit_wq = tpool_new(dm.base, conf->workers);
     struct tpool *deliver_wq = tpool_new(dm.base, conf->workers);
+    struct tpool *auth_wq = tpool_new(dm.base, SMTPD_AUTH_THREADS);
     struct dns *dns = dns_new(dm.base, conf->dns_servers, 5000, err, sizeof err);
     if (dns == NULL)
         log_fatalx("%s", err);
@@ -464,7 +465,8 @@ int main(int argc, char **argv)
     if (conf->sender_login_file &&
         (senders = auth_senders_load(conf->sender_login_file, err, sizeof err)) == NULL)
         log_fatalx("%s", err);
-    dm.smtpd = smtpd_new(dm.base, conf, sp, commit_wq, dm.qmgr, server_tls, authdb, senders);
+    dm.smtpd = smtpd_new(dm.base, conf, sp, commit_wq, auth_wq, dm.qmgr, server_tls, authdb,
+        senders);
     dm.conf = conf;
     dm.spool = sp;
     dm.wq = commit_wq;
@@ -507,6 +509,8 @@ int main(int argc, char **argv)
     if (dm.pickup_timer)
         event_free(dm.pickup_timer);
     tpool_free(commit_wq);
+    tpool_cancel(auth_wq);              /* checks not started: their sessions are gone */
+    tpool_free(auth_wq);
     smtpd_free(dm.smtpd);
     remote_free(rm);
     tpool_free(deliver_wq);
@@ -521,6 +525,9 @@ int main(int argc, char **argv)
     auth_senders_free(senders);
     if (client_tls)
         SSL_CTX_free(client_tls);
+    /* Sessions freed after the loop stopped (their checks or commits were still running)
+     * finish freeing their TLS bufferevents in deferred callbacks: one more turn runs them. */
+    (void)event_base_loop(dm.base, EVLOOP_NONBLOCK);
     event_base_free(dm.base);
     spool_close(sp);
     fsx_cleanup();

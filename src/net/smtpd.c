@@ -85,7 +85,8 @@ struct cjob {
     int fd;
     struct buf head;            /* envelope, written before the first content */
     struct buf data;
-    int result;                 /* 0 or errno; CJ_AUTH: 1 if the password matched */
+    int result;                 /* 0 or errno; CJ_AUTH: 1 if the password matched, 0 if
+                                   not, -1 if the check never ran */
 };
 
 struct conn {
@@ -101,7 +102,7 @@ struct conn {
     bool tls_handshake;         /* a TLS handshake is running */
     bool tls_switch;            /* STARTTLS: waiting for the 220 to drain, then TLS */
     struct event *auth_timer;   /* failed logins: the reply waits */
-    bool auth_ok;               /* result of the password check */
+    enum auth_result auth_res;  /* result of the password check (NONE: it did not run) */
     bool local;                 /* came in over the control socket */
     bool trace_hold;            /* its messages wait for a TRACE request (sendmail -v) */
     bool greeted, closing, discarding, busy, dead, eof;
@@ -114,6 +115,7 @@ struct smtpd {
     struct conf *conf;          /* the current configuration (a reference) */
     struct spool *sp;
     struct tpool *wq;
+    struct tpool *auth_wq;      /* password checks only: commits never wait behind a hash */
     struct qmgr *qm;
     struct lsn ls[3 * CONF_MAX_LISTEN];
     size_t nls;
@@ -250,11 +252,6 @@ static void job_run(struct tpool_job *w)
     struct cjob *j = (struct cjob *)w;
     int fd = j->fd;
     j->result = 0;
-    if (j->kind == CJ_AUTH) {
-        const struct smtp_server *s = &j->c->srv;
-        j->result = auth_db_verify(j->c->d->authdb, s->auth_try_user, s->auth_try_pass);
-        return;
-    }
     if (j->kind == CJ_DISCARD) {
         spool_discard(j->sp, j->id, fd);
         j->fd = -1;
@@ -423,10 +420,6 @@ static void job_done(struct tpool_job *w)
         return;
     }
     struct srv_out out = { &d->replies, SRV_ACT_NONE };
-    if (j->kind == CJ_AUTH) {
-        auth_checked(c, j->result == 1);
-        return;
-    }
     if (j->kind == CJ_SPILL) {
         if (j->result != 0) {
             /* Could not store: answer at the end of content; keep reading to resync.
@@ -559,8 +552,11 @@ static void tls_established(struct conn *c)
 static void auth_reply(struct conn *c)
 {
     struct srv_out out = { &c->d->replies, SRV_ACT_NONE };
-    srv_auth_done(&c->srv, c->auth_ok, false, &out);
-    if (c->auth_ok)
+    if (c->auth_res == AUTH_RES_NONE)
+        srv_auth_tempfail(&c->srv, &out);
+    else
+        srv_auth_done(&c->srv, c->auth_res == AUTH_RES_OK, false, &out);
+    if (c->auth_res == AUTH_RES_OK)
         log_info("sid=%x client=[%s] authenticated as %s", c->sid, c->srv.client_addr,
             c->srv.auth_user);
     if (handle_out(c, &out))
@@ -578,19 +574,31 @@ static void on_auth_timer(evutil_socket_t fd, short what, void *arg)
         auth_reply(c);
 }
 
+/* Answer the AUTH after delay_ms (0: on the next loop turn, never from inside conn_process,
+ * so the lines pipelined after it are read in order). */
+static void auth_reply_later(struct conn *c, unsigned delay_ms)
+{
+    struct timeval tv = { delay_ms / 1000, (delay_ms % 1000) * 1000 };
+    c->auth_timer = evtimer_new(c->d->base, on_auth_timer, c);
+    if (c->auth_timer == NULL || evtimer_add(c->auth_timer, &tv) == -1) {
+        log_warnx("sid=%x client=[%s] cannot start a timer: closing", c->sid,
+            c->srv.client_addr);
+        conn_close(c);
+    }
+}
+
 /* The password check came back: count it, and answer now or after the penalty delay. */
 static void auth_checked(struct conn *c, bool ok)
 {
     struct smtpd *d = c->d;
     time_t now = time(NULL);
-    c->auth_ok = ok;
+    c->auth_res = ok ? AUTH_RES_OK : AUTH_RES_FAIL;
     unsigned delay = 0;
-    if (ok) {
-        auth_throttle_success(d->throttle, c->srv.client_addr);
-    } else {
-        auth_throttle_fail(d->throttle, c->srv.client_addr, now);
+    auth_throttle_end(d->throttle, c->srv.client_addr, c->srv.auth_try_user, c->auth_res, now);
+    if (!ok) {
         log_info("sid=%x client=[%s] authentication failed", c->sid, c->srv.client_addr);
-        (void)auth_throttle_check(d->throttle, c->srv.client_addr, now, &delay);
+        (void)auth_throttle_check(d->throttle, c->srv.client_addr, c->srv.auth_try_user, now,
+            &delay);
     }
     if (!c->closing)
         bufferevent_enable(c->bev, EV_READ);
@@ -598,32 +606,87 @@ static void auth_checked(struct conn *c, bool ok)
         auth_reply(c);
         return;
     }
-    struct timeval tv = { delay / 1000, (delay % 1000) * 1000 };
-    c->auth_timer = evtimer_new(d->base, on_auth_timer, c);
-    evtimer_add(c->auth_timer, &tv);
+    auth_reply_later(c, delay);
+}
+
+/* On an AUTH worker: result 1 if the password matched, 0 if not (left at -1: never ran). */
+static void auth_job_run(struct tpool_job *w)
+{
+    struct cjob *j = (struct cjob *)w;
+    const struct smtp_server *s = &j->c->srv;
+    j->result = auth_db_verify(j->c->d->authdb, s->auth_try_user, s->auth_try_pass);
+}
+
+static void auth_job_done(struct tpool_job *w)
+{
+    struct cjob *j = (struct cjob *)w;
+    struct conn *c = j->c;
+    struct smtpd *d = c->d;
+    c->busy = false;
+    if (c->dead || j->result == -1) {
+        /* The client went away (the check still counts), or the pool stopped first. */
+        enum auth_result r = j->result == -1 ? AUTH_RES_NONE :
+            j->result == 1 ? AUTH_RES_OK : AUTH_RES_FAIL;
+        auth_throttle_end(d->throttle, c->srv.client_addr, c->srv.auth_try_user, r,
+            time(NULL));
+        if (r == AUTH_RES_FAIL)
+            log_info("sid=%x client=[%s] authentication failed", c->sid, c->srv.client_addr);
+        if (c->dead) {
+            conn_free(c);
+            return;
+        }
+        c->auth_res = r;
+        if (!c->closing)
+            bufferevent_enable(c->bev, EV_READ);
+        auth_reply(c);
+        return;
+    }
+    auth_checked(c, j->result == 1);
+}
+
+/* Refuse an AUTH without a check, with 454: the session goes on. */
+static void auth_tempfail(struct conn *c, const char *why)
+{
+    log_info("sid=%x client=[%s] authentication refused: %s", c->sid, c->srv.client_addr,
+        why);
+    c->auth_res = AUTH_RES_NONE;
+    auth_reply_later(c, 0);
 }
 
 static void start_auth(struct conn *c)
 {
     struct smtpd *d = c->d;
-    unsigned delay = 0;
-    if (auth_throttle_check(d->throttle, c->srv.client_addr, time(NULL), &delay) ==
-        AUTH_GATE_LOCKED) {
+    const char *addr = c->srv.client_addr, *user = c->srv.auth_try_user;
+    /* In-flight checks count against the limits: begin() before the check, end() after. */
+    switch (auth_throttle_begin(d->throttle, addr, user, time(NULL))) {
+    case AUTH_GATE_LOCKED: {
         struct srv_out out = { &d->replies, SRV_ACT_NONE };
-        log_info("sid=%x client=[%s] authentication refused: locked out", c->sid,
-            c->srv.client_addr);
+        log_info("sid=%x client=[%s] authentication refused: locked out", c->sid, addr);
         srv_auth_done(&c->srv, false, true, &out);
         handle_out(c, &out);
         return;
     }
-    /* crypt() is slow on purpose: check on a worker. */
+    case AUTH_GATE_BUSY:
+        auth_tempfail(c, "checks in progress");
+        return;
+    case AUTH_GATE_OPEN:
+    case AUTH_GATE_DELAY:
+        break;
+    }
+    if (tpool_pending(d->auth_wq) >= SMTPD_AUTH_PENDING) {
+        auth_throttle_end(d->throttle, addr, user, AUTH_RES_NONE, time(NULL));
+        auth_tempfail(c, "too many checks queued");
+        return;
+    }
+    /* crypt() is slow on purpose: check on a worker of the AUTH pool. */
     struct cjob *j = conn_job(c);
     j->kind = CJ_AUTH;
-    j->w.fn = job_run;
-    j->w.done = job_done;
+    j->result = -1;
+    j->w.fn = auth_job_run;
+    j->w.done = auth_job_done;
     c->busy = true;
     bufferevent_disable(c->bev, EV_READ);
-    tpool_submit(d->wq, &j->w);
+    tpool_submit(d->auth_wq, &j->w);
 }
 
 /* ---- input ---- */
@@ -1072,14 +1135,15 @@ static void bind_set(struct smtpd *d, const struct conf_listen_set *set, enum lk
 }
 
 struct smtpd *smtpd_new(struct event_base *base, struct conf *conf, struct spool *sp,
-    struct tpool *wq, struct qmgr *qm, SSL_CTX *tls, struct auth_db *authdb,
-    struct auth_senders *senders)
+    struct tpool *wq, struct tpool *auth_wq, struct qmgr *qm, SSL_CTX *tls,
+    struct auth_db *authdb, struct auth_senders *senders)
 {
     struct smtpd *d = xcalloc(1, sizeof *d);
     d->base = base;
     d->conf = conf_ref(conf);
     d->sp = sp;
     d->wq = wq;
+    d->auth_wq = auth_wq;
     d->qm = qm;
     d->tls = tls;
     d->authdb = authdb;

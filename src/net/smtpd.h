@@ -21,12 +21,20 @@ struct auth_db;
 struct auth_senders;
 typedef struct ssl_ctx_st SSL_CTX;
 
-/* Bind every listen address of conf (SMTP, submission, smtps). tls: the server context
- * (owned from now on) or NULL; authdb/senders: AUTH users and sender ownership, or NULL.
- * Aborts (startup) when a bind fails. */
+/* Password checks (crypt) run on a pool of their own, so that a flood of AUTH never delays a
+ * commit: SMTPD_AUTH_THREADS threads, and at most SMTPD_AUTH_PENDING checks queued or
+ * running; AUTH beyond that is answered 454 4.7.0 at once. */
+#define SMTPD_AUTH_THREADS 1
+#define SMTPD_AUTH_PENDING 16
+
+/* Bind every listen address of conf (SMTP, submission, smtps). wq: the pool for spool
+ * writes and commits; auth_wq: the pool for password checks (SMTPD_AUTH_THREADS threads),
+ * both the caller's, freed after the loop stops and before smtpd_free(). tls: the server
+ * context (owned from now on) or NULL; authdb/senders: AUTH users and sender ownership, or
+ * NULL. Aborts (startup) when a bind fails. */
 struct smtpd *smtpd_new(struct event_base *base, struct conf *conf, struct spool *sp,
-    struct tpool *wq, struct qmgr *qm, SSL_CTX *tls, struct auth_db *authdb,
-    struct auth_senders *senders);
+    struct tpool *wq, struct tpool *auth_wq, struct qmgr *qm, SSL_CTX *tls,
+    struct auth_db *authdb, struct auth_senders *senders);
 /* New sessions use conf (a reload); open sessions keep theirs. */
 void smtpd_set_conf(struct smtpd *d, struct conf *conf);
 /* Replace the server TLS context (SIGHUP); the smtpd owns it from now on. */

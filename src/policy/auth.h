@@ -3,13 +3,15 @@
  * payloads, the password file, failed-login throttling and the submission sender-login map.
  *
  * Owns:  base64 for SASL, PLAIN/LOGIN payload checks, the password file (user:crypt-hash),
- *        password verification and hashing (libxcrypt), per-address failure throttling,
+ *        password verification and hashing (libxcrypt), failure throttling per address and
+ *        per user, counting checks in progress,
  *        the sender-login map and the rule "who may use which MAIL FROM".
- * Never: reads sockets, sends replies or sleeps: callers turn outcomes into 334/235/535/421
+ * Never: reads sockets, sends replies or sleeps: callers turn outcomes into 334/235/535/454/421
  *        replies and do the waiting. Never logs passwords; never normalises them (no SASLprep:
  *        passwords and user names are compared octet for octet).
  * Limits: AUTH_USER_MAX, AUTH_PASS_MAX, AUTH_ZID_MAX (RFC 4616 2), AUTH_LINE_MAX and
- *        AUTH_FILE_MAX for both files, AUTH_THROTTLE_MAX tracked client addresses.
+ *        AUTH_FILE_MAX for both files, AUTH_THROTTLE_MAX tracked addresses, users and
+ *        (address, user) pairs each.
  *
  * Threads: auth_db and auth_senders are immutable after loading; any number of threads may
  * use one concurrently. An auth_throttle belongs to one thread (the event loop).
@@ -37,7 +39,7 @@
 #define AUTH_LOGIN_B64_MAX (4 * ((AUTH_PASS_MAX + 2) / 3))
 #define AUTH_LINE_MAX 4096          /* octets per line of the password and sender files */
 #define AUTH_FILE_MAX (64UL << 20)  /* size of the password and sender files */
-#define AUTH_THROTTLE_MAX 10000     /* client addresses an auth_throttle tracks at most */
+#define AUTH_THROTTLE_MAX 10000     /* entries of each kind an auth_throttle tracks at most */
 #define AUTH_ADDR_MAX 64            /* octets of a throttle key kept (longer: truncated) */
 
 /* The LOGIN mechanism's challenges, already base64: "Username:" and "Password:". */
@@ -157,11 +159,34 @@ int auth_hash_password(const char *pass, char *out, size_t osz);
 struct auth_throttle;   /* opaque */
 
 /*
- * A throttle that locks an address out for lockout_s seconds once it has max_failures failed
- * logins within window_s seconds of its first counted failure. max_failures 0 never locks
- * (delays only); window_s 0 forgets each failure at once (throttling off). Returns the new
- * throttle (free with auth_throttle_free()); it allocates as addresses appear, at most
- * AUTH_THROTTLE_MAX entries (about 1 MB).
+ * The rule. Every password check is counted under three keys:
+ *   - the client address A (the address bucket),
+ *   - the user name U that was tried, from any address (the user bucket),
+ *   - the pair (A, U), which only remembers how much of A's and of U's counts came from U
+ *     at A.
+ * A failed check adds one to A and to U. A successful check by U from A takes away what (A, U)
+ * had added, from A and from U alike, and nothing else: a valid account does not buy its
+ * owner's address more guesses at other accounts, it only forgives its own typing errors.
+ * A is locked once max_failures failures are on record for it (so one address guessing many
+ * users is locked as fast as one guessing one user); U is locked from every address once
+ * AUTH_USER_FACTOR * max_failures failures from any number of addresses are on record for it
+ * (a guess spread over many addresses). A counts start when window_s has passed since the
+ * first failure it counted; a lock lasts lockout_s from the failure that reached the limit.
+ * Checks in progress count too: a check may start only while failures plus checks running
+ * stay below the limit of both A and U (auth_throttle_begin()), so no more than max_failures
+ * checks can be running or failed for one address within the window, however many sessions
+ * run them in parallel.
+ * The price of the user bucket: anyone who spreads enough wrong guesses over several addresses
+ * can lock an account out for lockout_s. With max_failures 0 nothing is locked or refused
+ * (failures still delay the answers).
+ */
+#define AUTH_USER_FACTOR 4
+
+/*
+ * A throttle with the limits above. window_s 0 turns throttling off (every gate is OPEN and
+ * nothing is recorded). Returns the new throttle (free with auth_throttle_free()); it
+ * allocates as keys appear, at most AUTH_THROTTLE_MAX entries for each of the three kinds of
+ * key (about 10 MB with the longest user names).
  */
 struct auth_throttle *auth_throttle_new(unsigned max_failures, unsigned window_s,
     unsigned lockout_s);
@@ -170,36 +195,55 @@ struct auth_throttle *auth_throttle_new(unsigned max_failures, unsigned window_s
 void auth_throttle_free(struct auth_throttle *t);
 
 enum auth_gate {
-    AUTH_GATE_OPEN,     /* no failures on record: answer at once */
-    AUTH_GATE_DELAY,    /* failures on record: wait *delay_ms, then run the attempt */
-    AUTH_GATE_LOCKED    /* locked out: refuse with 421 4.7.0 and close */
+    AUTH_GATE_OPEN,     /* no failures on record for the address: check at once */
+    AUTH_GATE_DELAY,    /* failures on record: check; a failure's reply waits *delay_ms */
+    AUTH_GATE_BUSY,     /* failures plus checks in progress reach the address's or the user's
+                           limit: refuse without a check (454 4.7.0); may pass once the
+                           checks running have finished */
+    AUTH_GATE_LOCKED    /* the address or the user is locked out: refuse with 421 4.7.0 */
+};
+
+/* What became of a check that auth_throttle_begin() let start. */
+enum auth_result {
+    AUTH_RES_OK,        /* the password matched */
+    AUTH_RES_FAIL,      /* it did not */
+    AUTH_RES_NONE       /* no check ran after all (e.g. no room to queue it) */
 };
 
 /*
- * Before an AUTH attempt from addr (an opaque key compared exactly, e.g. "192.0.2.7"; the
- * first AUTH_ADDR_MAX - 1 octets are used). The caller picks the aggregation: an IPv6 client
- * can use many addresses, so pass its /64 prefix. Entries whose window (and lockout) has
- * passed are forgotten here.
- * Returns OPEN (*delay_ms = 0); DELAY with *delay_ms = 1000 after one failure, doubling per
- * failure up to 8000; or LOCKED (*delay_ms = 0) until lockout_s after the failure that
- * reached max_failures. delay_ms may be NULL.
+ * The gate for a check of user (the authentication identity tried, compared exactly; the
+ * first AUTH_USER_MAX octets are used; NULL is "") from addr (an opaque key compared
+ * exactly, e.g. "192.0.2.7"; the first AUTH_ADDR_MAX - 1 octets are used). The caller picks
+ * the aggregation: an IPv6 client can use many addresses, so pass its /64 prefix. Changes no
+ * counts; entries whose window (and lockout) has passed are forgotten here.
+ * Returns LOCKED (*delay_ms = 0); BUSY or DELAY with *delay_ms = 1000 after one failure of
+ * the address, doubling per failure up to 8000 (0 for BUSY without failures); or OPEN
+ * (*delay_ms = 0). delay_ms may be NULL.
  */
-enum auth_gate auth_throttle_check(struct auth_throttle *t, const char *addr, time_t now,
-    unsigned *delay_ms);
+enum auth_gate auth_throttle_check(struct auth_throttle *t, const char *addr, const char *user,
+    time_t now, unsigned *delay_ms);
 
 /*
- * Record a failed attempt from addr at now. The count starts over when window_s has passed
- * since the first counted failure. At capacity the address whose last failure is the oldest
- * is forgotten to make room.
- * XXX: attempts running in parallel from one address (several connections) are each checked
- * before any of them fails, so up to that many extra guesses can slip past max_failures.
+ * Before a password check: the gate as auth_throttle_check() gives it. On OPEN or DELAY the
+ * check is counted as in progress for addr and user, and the caller must report its end
+ * with auth_throttle_end() (same addr and user), exactly once. On BUSY or LOCKED nothing is
+ * recorded and no check may run. BUSY is also the answer when all AUTH_THROTTLE_MAX entries
+ * of a kind are taken by checks in progress.
  */
-void auth_throttle_fail(struct auth_throttle *t, const char *addr, time_t now);
+enum auth_gate auth_throttle_begin(struct auth_throttle *t, const char *addr, const char *user,
+    time_t now);
 
-/* A successful login from addr: forget its failures. */
-void auth_throttle_success(struct auth_throttle *t, const char *addr);
+/*
+ * A check that auth_throttle_begin() let start has ended at now with result r: it no longer
+ * counts as in progress; a failure is recorded (see the rule above; at capacity the entry
+ * whose last activity is the oldest is forgotten to make room; failures reported while the
+ * key is locked do not extend the lockout); a success takes back what (addr, user) had
+ * added.
+ */
+void auth_throttle_end(struct auth_throttle *t, const char *addr, const char *user,
+    enum auth_result r, time_t now);
 
-/* Number of addresses tracked now (for tests and statistics). */
+/* Number of client addresses tracked now (for tests and statistics). */
 size_t auth_throttle_count(const struct auth_throttle *t);
 
 /* ---- submission: who may use which sender address ---- */

@@ -942,6 +942,15 @@ void srv_auth_done(struct smtp_server *s, bool ok, bool locked, struct srv_out *
     reply(s, out, 235, "2.7.0", "Authentication successful");
 }
 
+void srv_auth_tempfail(struct smtp_server *s, struct srv_out *out)
+{
+    if (!s->auth_busy)
+        return;
+    s->auth_busy = false;
+    auth_clear(s);
+    reply(s, out, 454, "4.7.0", "Temporary authentication failure");
+}
+
 /* ---- ETRN (RFC 1985): start the queue for a domain; TURN stays refused ---- */
 
 static void do_etrn(struct smtp_server *s, const struct smtp_cmd *c, struct srv_out *out)

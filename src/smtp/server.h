@@ -150,6 +150,10 @@ void srv_tls_implicit(struct smtp_server *s, const char *info);
 /* The password check after SRV_ACT_AUTH: ok, or refused; locked: the client address is
  * locked out for failing too often (421 and close). Appends the reply. */
 void srv_auth_done(struct smtp_server *s, bool ok, bool locked, struct srv_out *out);
+/* The password check after SRV_ACT_AUTH could not run now (too many checks in progress or
+ * queued): 454 4.7.0 (RFC 4954 6); the session goes on and the client may try again later.
+ * Not counted as a client error. Appends the reply. */
+void srv_auth_tempfail(struct smtp_server *s, struct srv_out *out);
 /* The queue run that ETRN asked for started for n messages (RFC 1985 replies). */
 void srv_etrn_done(struct smtp_server *s, size_t n, struct srv_out *out);
 /* Timeout or shutdown: append the 421 reply and move to CLOSED. */

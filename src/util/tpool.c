@@ -128,6 +128,29 @@ unsigned tpool_pending(const struct tpool *q)
     return q->pending;
 }
 
+void tpool_cancel(struct tpool *q)
+{
+    pthread_mutex_lock(&q->mu);
+    struct tpool_job *j = q->head;
+    bool was_empty = q->done_head == NULL;
+    q->head = q->tail = NULL;
+    if (j != NULL) {
+        if (q->done_tail)
+            q->done_tail->next = j;
+        else
+            q->done_head = j;
+        while (j->next != NULL)
+            j = j->next;
+        q->done_tail = j;
+    }
+    pthread_mutex_unlock(&q->mu);
+    if (j != NULL && was_empty) {
+        uint64_t one = 1;
+        while (write(q->efd, &one, sizeof one) == -1 && errno == EINTR)
+            ;
+    }
+}
+
 void tpool_free(struct tpool *q)
 {
     if (q == NULL)

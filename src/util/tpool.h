@@ -24,6 +24,10 @@ struct tpool *tpool_new(struct event_base *base, unsigned n);
 void tpool_submit(struct tpool *q, struct tpool_job *j);
 /* Jobs queued or running. */
 unsigned tpool_pending(const struct tpool *q);
+/* Jobs that have not started yet are not run: their done runs on the loop as usual, without
+ * fn (the caller tells by what fn would have set). Jobs running now finish. For a pool whose
+ * queued work is worthless once the loop has stopped (call it before tpool_free()). */
+void tpool_cancel(struct tpool *q);
 /* Finish queued jobs, stop the threads, run the remaining completions, free. */
 void tpool_free(struct tpool *q);
 

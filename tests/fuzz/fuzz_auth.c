@@ -152,39 +152,89 @@ static void check_files(const uint8_t *d, size_t n)
     }
 }
 
-/* The input as throttle operations: 2 octets each (op and address, time step). */
+/*
+ * The input as throttle operations, 2 octets each: the operation and a key (address and
+ * user), then a time step. Checks begun and not yet ended are kept in a small list; the
+ * invariants: the gate never lets more checks run from one address or for one user than
+ * its limit, and a failure always leaves the address throttled.
+ */
+#define FZ_MAX 3
+#define FZ_RUNNING 16
+
+struct fz_run {
+    char addr[8], user[8];
+};
+
+static unsigned fz_count(const struct fz_run *r, size_t n, const char *addr, const char *user)
+{
+    unsigned c = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if ((addr == NULL || strcmp(r[i].addr, addr) == 0) &&
+            (user == NULL || strcmp(r[i].user, user) == 0))
+            c++;
+    }
+    return c;
+}
+
 static void check_throttle(const uint8_t *d, size_t n)
 {
-    struct auth_throttle *t = auth_throttle_new(3, 60, 120);
+    struct auth_throttle *t = auth_throttle_new(FZ_MAX, 60, 120);
+    struct fz_run run[FZ_RUNNING];
+    size_t nrun = 0;
     time_t now = 1000;
-    char addr[16];
+    char addr[8], user[8];
     unsigned delay;
 
     for (size_t i = 0; i + 1 < n; i += 2) {
         enum auth_gate g;
 
-        (void)snprintf(addr, sizeof addr, "a%u", d[i] & 0x3f);
+        (void)snprintf(addr, sizeof addr, "a%u", d[i] & 0x0f);
+        (void)snprintf(user, sizeof user, "u%u", (d[i] >> 4) & 0x03);
         now += d[i + 1] & 0x7f;
         if (d[i + 1] & 0x80)
             now -= 50;                          /* the clock may step back */
         switch (d[i] >> 6) {
         case 0:
-        case 1:
-            auth_throttle_fail(t, addr, now);
-            g = auth_throttle_check(t, addr, now, &delay);
-            CHECK(g != AUTH_GATE_OPEN);
-            CHECK(g == AUTH_GATE_LOCKED ? delay == 0 : delay >= 1000 && delay <= 8000);
+            if (nrun == FZ_RUNNING)
+                break;
+            g = auth_throttle_begin(t, addr, user, now);
+            if (g == AUTH_GATE_OPEN || g == AUTH_GATE_DELAY) {
+                (void)snprintf(run[nrun].addr, sizeof run[nrun].addr, "%s", addr);
+                (void)snprintf(run[nrun].user, sizeof run[nrun].user, "%s", user);
+                nrun++;
+                CHECK(fz_count(run, nrun, addr, NULL) <= FZ_MAX);
+                CHECK(fz_count(run, nrun, NULL, user) <= FZ_MAX * AUTH_USER_FACTOR);
+            }
             break;
+        case 1:
         case 2:
-            auth_throttle_success(t, addr);
-            CHECK(auth_throttle_check(t, addr, now, &delay) == AUTH_GATE_OPEN && delay == 0);
+            if (nrun == 0)
+                break;
+            /* end the oldest running check: a failure (1) or a success (2) */
+            auth_throttle_end(t, run[0].addr, run[0].user,
+                d[i] >> 6 == 1 ? AUTH_RES_FAIL : AUTH_RES_OK, now);
+            if (d[i] >> 6 == 1) {
+                g = auth_throttle_check(t, run[0].addr, run[0].user, now, &delay);
+                CHECK(g != AUTH_GATE_OPEN);
+                CHECK(g == AUTH_GATE_LOCKED ? delay == 0 : delay >= 1000 && delay <= 8000);
+            }
+            memmove(run, run + 1, (nrun - 1) * sizeof run[0]);
+            nrun--;
             break;
         default:
-            g = auth_throttle_check(t, addr, now, NULL);
-            CHECK(g == AUTH_GATE_OPEN || g == AUTH_GATE_DELAY || g == AUTH_GATE_LOCKED);
+            g = auth_throttle_check(t, addr, user, now, NULL);
+            CHECK(g == AUTH_GATE_OPEN || g == AUTH_GATE_DELAY || g == AUTH_GATE_BUSY ||
+                g == AUTH_GATE_LOCKED);
+            CHECK(fz_count(run, nrun, addr, NULL) < FZ_MAX || g == AUTH_GATE_BUSY ||
+                g == AUTH_GATE_LOCKED);
             break;
         }
-        CHECK(auth_throttle_count(t) <= 64);
+        CHECK(auth_throttle_count(t) <= 16);
+    }
+    while (nrun > 0) {
+        nrun--;
+        auth_throttle_end(t, run[nrun].addr, run[nrun].user, AUTH_RES_NONE, now);
     }
     auth_throttle_free(t);
 }

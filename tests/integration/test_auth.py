@@ -9,20 +9,23 @@ Different tests use different loopback source addresses where the throttle (keye
 address) would otherwise let one check's failures slow the next.
 """
 import base64
+import ctypes
 import re
 import smtplib
 import subprocess
+import threading
 import time
 
 import pytest
 
-from helpers import free_port, msg, queue_id, wait_until
+from helpers import VALGRIND, Closed, free_port, msg, queue_id, wait_until
 from trusthelp import (PASSWORDS, RECEIVER_IP, TClient, client_ctx, ehlo_keywords, implicit,
                        make_cert, make_passwd, msg_text, receiver, sender)
 
 ALICE, ALICE_PW = "alice", PASSWORDS["alice"]
 BOB, BOB_PW = "bob", PASSWORDS["bob"]
 INVALID = "535 5.7.8 Authentication credentials invalid"
+TEMPFAIL = "454 4.7.0 Temporary authentication failure"
 
 
 @pytest.fixture
@@ -50,6 +53,72 @@ def tls_session(server, port, source=None):
 
 def queued(server, qid, timeout=5.0):
     return wait_until(lambda: qid in server.spool_files("queue"), timeout)
+
+
+def slow_passwd(path, rounds, users=None):
+    """A password file of SHA-512 crypt hashes with `rounds` rounds: each check takes long
+    enough for the tests of parallel and queued checks (libcrypt through ctypes, as the
+    daemon uses it)."""
+    users = PASSWORDS if users is None else users
+    lib = ctypes.CDLL("libcrypt.so.1")
+    lib.crypt.restype = ctypes.c_char_p
+    lib.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    lines = []
+    for i, (u, pw) in enumerate(users.items()):
+        h = lib.crypt(pw.encode(), ("$6$rounds=%d$slowsalt%08d" % (rounds, i)).encode())
+        assert h is not None and h.startswith(b"$6$rounds="), h
+        lines.append("%s:%s" % (u, h.decode()))
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def auth_all_at_once(server, port, creds, source=None, timeout=120.0, may_close=False):
+    """Open one TLS session per (user, password) in creds, then send AUTH PLAIN in all of
+    them at the same moment. Returns (sessions, got, wait): got fills with (reply, monotonic
+    time it arrived) in the order of creds; wait() joins the readers and returns got and the
+    time AUTH was sent. may_close: a session closed before its reply gets (None, time)."""
+    n = len(creds)
+    sessions = [None] * n
+
+    def connect(i):
+        sessions[i] = tls_session(server, port, source=source)
+
+    openers = [threading.Thread(target=connect, args=(i,)) for i in range(n)]
+    for t in openers:
+        t.start()
+    for t in openers:
+        t.join(timeout)
+    assert all(sessions), "not every session could be opened"
+    gate = threading.Barrier(n + 1, timeout=timeout)
+    got = [None] * n
+
+    def run(i):
+        user, pw = creds[i]
+        tok = base64.b64encode(("\0%s\0%s" % (user, pw)).encode()).decode()
+        gate.wait()
+        try:
+            sessions[i].send("AUTH PLAIN %s\r\n" % tok)
+            r = sessions[i].reply(timeout=timeout)
+        except (Closed, OSError):
+            if not may_close:
+                raise
+            r = None
+        got[i] = (r, time.monotonic())
+
+    readers = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in readers:
+        t.start()
+    gate.wait()
+    sent = time.monotonic()
+
+    def wait():
+        for t in readers:
+            t.join(timeout)
+        assert all(got), "a session got no reply to AUTH"
+        return got, sent
+
+    return sessions, got, wait
 
 
 # ---- before TLS ----------------------------------------------------------------------------
@@ -260,6 +329,162 @@ def test_failure_counter_is_per_address_and_success_resets(make_server, passwd):
     with tls_session(s, p2, source="127.0.0.41") as c:
         assert c.auth_plain(ALICE, "wrong").text == INVALID       # 1 of 2 again
         assert c.auth_plain(ALICE, ALICE_PW).code == 235
+
+
+def test_login_of_one_user_does_not_reset_guesses_at_another(make_server, passwd):
+    """A valid account must not buy its owner's address unlimited guesses at other users'
+    passwords: alice's successes forgive only alice's own failures from that address."""
+    p2 = free_port()
+    s = make_server(extra=["submission_listen = 127.0.0.1:%d" % p2,
+                           "auth_passwd_file = %s" % passwd, "auth_max_failures = 5",
+                           "auth_lockout = 10m"])
+    src = "127.0.0.51"
+    # alice mistypes twice, then logs in: those two are forgiven
+    with tls_session(s, p2, source=src) as c:
+        assert c.auth_plain(ALICE, "typo-1").text == INVALID
+        assert c.auth_plain(ALICE, "typo-2").text == INVALID
+        assert c.auth_plain(ALICE, ALICE_PW).code == 235
+    # now guesses at bob, each followed by alice's login from the same address
+    for i in range(5):
+        with tls_session(s, p2, source=src) as c:
+            r = c.auth_plain(BOB, "guess-%d" % i)
+            assert r.text == INVALID, (i, r)
+            r = c.auth_plain(ALICE, ALICE_PW)
+            if i < 4:
+                assert r.code == 235, (i, r)
+            else:
+                # the fifth failure from this address locked it: alice's login no longer
+                # clears it
+                assert r.code == 421 and "too many failed logins" in r.text, (i, r)
+                assert c.wait_closed(5.0)
+    with tls_session(s, p2, source=src) as c:
+        r = c.auth_plain(BOB, "guess-5")
+        assert r.code == 421 and "too many failed logins" in r.text, r
+    assert s.log.count("client=[127.0.0.51] authentication failed") == 7
+    # another address is not affected
+    with tls_session(s, p2, source="127.0.0.52") as c:
+        assert c.auth_plain(BOB, BOB_PW).code == 235
+
+
+def test_parallel_attempts_do_not_pass_the_limit(make_server, tmp_path):
+    """Checks in progress count: 30 sessions from one address that try a password at the
+    same moment get at most auth_max_failures real checks; the others are refused at once,
+    without a check."""
+    passwd = slow_passwd(str(tmp_path / "passwd"), 20000 if VALGRIND else 300000)
+    p2 = free_port()
+    s = make_server(extra=["submission_listen = 127.0.0.1:%d" % p2,
+                           "auth_passwd_file = %s" % passwd, "auth_max_failures = 5",
+                           "auth_lockout = 10m"])
+    src = "127.0.0.61"
+    n = 30
+    sessions, _, wait = auth_all_at_once(s, p2, [(BOB, "guess-%d" % i) for i in range(n)],
+                                         source=src)
+    try:
+        got, _ = wait()
+    finally:
+        for c in sessions:
+            c.close()
+    texts = [r.text for r, _ in got]
+    checked = texts.count(INVALID)
+    assert 1 <= checked <= 5, texts
+    # the rest were refused without a check: busy (454) or, once the failures were in, locked
+    for t in texts:
+        assert t == INVALID or t == TEMPFAIL or t.startswith("421 4.7.0 "), texts
+    assert s.wait_log(r"client=\[127\.0\.0\.61\] authentication refused: checks in "
+                      r"progress")
+    assert wait_until(lambda: s.log.count("client=[127.0.0.61] authentication failed") ==
+                      checked, 5.0), s.log[-3000:]
+    # five failures, counted as they finished: the address is locked now
+    with tls_session(s, p2, source=src) as c:
+        r = c.auth_plain(BOB, BOB_PW)
+        assert r.code == 421, r
+
+
+def test_auth_flood_does_not_hold_up_commits(make_server, tmp_path):
+    """Password checks have their own small pool and a bounded queue: while a flood of AUTH
+    attempts waits for its slow hashes, a message commit on port 25 still gets its 250 at
+    once, and AUTH beyond the queue's bound is answered 454 4.7.0 at once."""
+    passwd = slow_passwd(str(tmp_path / "passwd"), 20000 if VALGRIND else 300000)
+    p2 = free_port()
+    # throttling off (auth_lockout = 0): only the queue bound limits the flood
+    s = make_server(extra=["submission_listen = 127.0.0.1:%d" % p2,
+                           "auth_passwd_file = %s" % passwd, "auth_lockout = 0"])
+    n = 40
+    # a transaction on port 25, all but the end of its content sent
+    m = TClient(s.host, s.port)
+    m.ehlo()
+    m.expect("MAIL FROM:<carol@example.org>", 250)
+    m.expect("RCPT TO:<bob@localhost>", 250)
+    m.expect("DATA", 354)
+    m.send(msg("during the flood").encode())
+    creds = [("user%02d" % i if i % 2 else BOB, "wrong-%d" % i) for i in range(n)]
+    sessions, got, wait = auth_all_at_once(s, p2, creds)
+    try:
+        # the checks are queued once the first answer to them is in
+        assert wait_until(lambda: any(got), 60.0)
+        t0 = time.monotonic()
+        r = m.cmd(".", timeout=60)
+        t_commit = time.monotonic() - t0
+        at_250 = time.monotonic()
+        assert r.code == 250, r
+        waiting = sum(1 for x in got if x is None)
+        result, sent = wait()
+    finally:
+        for c in sessions:
+            c.close()
+        m.close()
+    texts = [x.text for x, _ in result]
+    busy = texts.count(TEMPFAIL)
+    checked = texts.count(INVALID)
+    assert busy >= 1 and busy + checked == n, texts
+    assert checked >= 2, texts
+    assert s.wait_log(r"authentication refused: too many checks queued")
+    # the 454s came at once, not after a hash: before the first failure was answered
+    first_fail = min(t for x, t in result if x.text == INVALID)
+    last_fail = max(t for x, t in result if x.text == INVALID)
+    assert max(t for x, t in result if x.text == TEMPFAIL) < first_fail, texts
+    # the commit did not queue behind the hashes: many checks were still to be answered when
+    # its 250 came, and it took far less than the checks took (measured here, in the daemon)
+    per_check = (last_fail - sent) / checked
+    assert waiting >= checked // 2, (waiting, checked)
+    assert at_250 < last_fail
+    assert t_commit < 4 * per_check, (t_commit, per_check, checked)
+    assert s.maildir("bob", wait_for=1)
+
+
+def test_shutdown_does_not_run_queued_checks(make_server, tmp_path):
+    """On SIGTERM the password checks still queued are dropped, not run one by one for
+    sessions that are going away."""
+    rounds = 100000 if VALGRIND else 3000000
+    passwd = slow_passwd(str(tmp_path / "passwd"), rounds)
+    lib = ctypes.CDLL("libcrypt.so.1")
+    lib.crypt.restype = ctypes.c_char_p
+    lib.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    t0 = time.monotonic()
+    lib.crypt(b"x", ("$6$rounds=%d$measure" % rounds).encode())
+    per_check = time.monotonic() - t0
+    p2 = free_port()
+    s = make_server(extra=["submission_listen = 127.0.0.1:%d" % p2,
+                           "auth_passwd_file = %s" % passwd, "auth_lockout = 0"])
+    n = 16
+    sessions, got, wait = auth_all_at_once(s, p2, [("user%02d" % i, "x") for i in range(n)],
+                                           may_close=True)
+    try:
+        assert wait_until(lambda: s.log.count("authentication failed") >= 1, 60.0)
+        queued_work = (n - 1) * per_check
+        t0 = time.monotonic()
+        rc = s.stop(timeout=60.0)
+        took = time.monotonic() - t0
+    finally:
+        for c in sessions:
+            c.close()
+        wait()
+    assert rc == 0, s.log[-2000:]
+    # up to 5 s for sessions to finish, the check running then, and not the queued ones
+    if not VALGRIND:
+        assert queued_work > 10.0, queued_work
+        assert took < 5.0 + 3 * per_check + 2.0, (took, per_check)
+    assert s.log.count("authentication failed") < n
 
 
 # ---- sender ownership ----------------------------------------------------------------------

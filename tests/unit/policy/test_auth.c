@@ -626,6 +626,30 @@ static void test_hash_password(void **state)
 
 /* ---- throttle ---- */
 
+/* One check of user from addr at now that ends with r, if the gate lets it start. Returns
+ * the gate. */
+static enum auth_gate attempt(struct auth_throttle *t, const char *addr, const char *user,
+    time_t now, enum auth_result r)
+{
+    enum auth_gate g = auth_throttle_begin(t, addr, user, now);
+
+    if (g == AUTH_GATE_OPEN || g == AUTH_GATE_DELAY)
+        auth_throttle_end(t, addr, user, r, now);
+    return g;
+}
+
+static enum auth_gate failed(struct auth_throttle *t, const char *addr, const char *user,
+    time_t now)
+{
+    return attempt(t, addr, user, now, AUTH_RES_FAIL);
+}
+
+static enum auth_gate login(struct auth_throttle *t, const char *addr, const char *user,
+    time_t now)
+{
+    return attempt(t, addr, user, now, AUTH_RES_OK);
+}
+
 static void test_throttle_delays(void **state)
 {
     struct auth_throttle *t = auth_throttle_new(10, 600, 900);
@@ -633,17 +657,18 @@ static void test_throttle_delays(void **state)
     unsigned d = 42;
 
     (void)state;
-    assert_int_equal(auth_throttle_check(t, "192.0.2.7", 1000, &d), AUTH_GATE_OPEN);
+    assert_int_equal(auth_throttle_check(t, "192.0.2.7", "u", 1000, &d), AUTH_GATE_OPEN);
     assert_int_equal(d, 0);
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
-        auth_throttle_fail(t, "192.0.2.7", 1000 + (time_t)i);
-        assert_int_equal(auth_throttle_check(t, "192.0.2.7", 1000 + (time_t)i, &d),
+        failed(t, "192.0.2.7", i % 2 ? "u" : "v", 1000 + (time_t)i);
+        assert_int_equal(auth_throttle_check(t, "192.0.2.7", "w", 1000 + (time_t)i, &d),
             AUTH_GATE_DELAY);
         assert_int_equal(d, want[i]);
     }
-    /* Other addresses are not affected; delay_ms may be NULL. */
-    assert_int_equal(auth_throttle_check(t, "192.0.2.8", 1010, &d), AUTH_GATE_OPEN);
-    assert_int_equal(auth_throttle_check(t, "192.0.2.7", 1010, NULL), AUTH_GATE_DELAY);
+    /* Other addresses are not delayed, not even for the same users; delay_ms may be NULL. */
+    assert_int_equal(auth_throttle_check(t, "192.0.2.8", "u", 1010, &d), AUTH_GATE_OPEN);
+    assert_int_equal(d, 0);
+    assert_int_equal(auth_throttle_check(t, "192.0.2.7", "u", 1010, NULL), AUTH_GATE_DELAY);
     assert_int_equal(auth_throttle_count(t), 1);
     auth_throttle_free(t);
 }
@@ -654,30 +679,40 @@ static void test_throttle_lockout(void **state)
     unsigned d;
 
     (void)state;
-    auth_throttle_fail(t, "2001:db8::/64", 100);
-    auth_throttle_fail(t, "2001:db8::/64", 200);
-    assert_int_equal(auth_throttle_check(t, "2001:db8::/64", 250, &d), AUTH_GATE_DELAY);
+    failed(t, "2001:db8::/64", "alice", 100);
+    failed(t, "2001:db8::/64", "bob", 200);
+    assert_int_equal(auth_throttle_check(t, "2001:db8::/64", "carol", 250, &d),
+        AUTH_GATE_DELAY);
     assert_int_equal(d, 2000);
-    auth_throttle_fail(t, "2001:db8::/64", 300);      /* third failure: locked until 1200 */
-    assert_int_equal(auth_throttle_check(t, "2001:db8::/64", 300, &d), AUTH_GATE_LOCKED);
+    /* third failure from the address, whoever the user: locked until 1200, for everyone */
+    assert_int_equal(failed(t, "2001:db8::/64", "carol", 300), AUTH_GATE_DELAY);
+    assert_int_equal(auth_throttle_check(t, "2001:db8::/64", "dave", 300, &d),
+        AUTH_GATE_LOCKED);
     assert_int_equal(d, 0);
-    /* Failures reported while locked do not extend the lockout. */
-    auth_throttle_fail(t, "2001:db8::/64", 1000);
-    assert_int_equal(auth_throttle_check(t, "2001:db8::/64", 1199, &d), AUTH_GATE_LOCKED);
-    assert_int_equal(auth_throttle_check(t, "2001:db8::/64", 1200, &d), AUTH_GATE_OPEN);
+    /* A locked address may not start a check, so nothing extends the lockout. */
+    assert_int_equal(auth_throttle_begin(t, "2001:db8::/64", "alice", 1000), AUTH_GATE_LOCKED);
+    assert_int_equal(auth_throttle_check(t, "2001:db8::/64", "alice", 1199, &d),
+        AUTH_GATE_LOCKED);
+    assert_int_equal(auth_throttle_check(t, "2001:db8::/64", "alice", 1200, &d),
+        AUTH_GATE_OPEN);
     assert_int_equal(auth_throttle_count(t), 0);
     /* After the lockout the count starts over. */
-    auth_throttle_fail(t, "2001:db8::/64", 1300);
-    assert_int_equal(auth_throttle_check(t, "2001:db8::/64", 1300, &d), AUTH_GATE_DELAY);
+    failed(t, "2001:db8::/64", "alice", 1300);
+    assert_int_equal(auth_throttle_check(t, "2001:db8::/64", "alice", 1300, &d),
+        AUTH_GATE_DELAY);
     assert_int_equal(d, 1000);
     auth_throttle_free(t);
 
-    /* max_failures 0: delays, never a lockout. */
+    /* max_failures 0: delays, never a lockout, never busy. */
     t = auth_throttle_new(0, 600, 900);
     for (int i = 0; i < 50; i++)
-        auth_throttle_fail(t, "192.0.2.1", 10 + i);
-    assert_int_equal(auth_throttle_check(t, "192.0.2.1", 60, &d), AUTH_GATE_DELAY);
+        assert_int_not_equal(failed(t, "192.0.2.1", "alice", 10 + i), AUTH_GATE_LOCKED);
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(auth_throttle_begin(t, "192.0.2.1", "alice", 60), AUTH_GATE_DELAY);
+    assert_int_equal(auth_throttle_check(t, "192.0.2.1", "alice", 60, &d), AUTH_GATE_DELAY);
     assert_int_equal(d, 8000);
+    for (int i = 0; i < 50; i++)
+        auth_throttle_end(t, "192.0.2.1", "alice", AUTH_RES_NONE, 60);
     auth_throttle_free(t);
 }
 
@@ -687,64 +722,211 @@ static void test_throttle_window(void **state)
     unsigned d;
 
     (void)state;
-    auth_throttle_fail(t, "a", 1000);
-    auth_throttle_fail(t, "a", 1100);
-    assert_int_equal(auth_throttle_check(t, "a", 1599, &d), AUTH_GATE_DELAY);
+    failed(t, "a", "ua", 1000);
+    failed(t, "a", "ua", 1100);
+    assert_int_equal(auth_throttle_check(t, "a", "ua", 1599, &d), AUTH_GATE_DELAY);
     assert_int_equal(d, 2000);
     /* window_s after the first failure everything is forgotten. */
-    assert_int_equal(auth_throttle_check(t, "a", 1600, &d), AUTH_GATE_OPEN);
+    assert_int_equal(auth_throttle_check(t, "a", "ua", 1600, &d), AUTH_GATE_OPEN);
     assert_int_equal(d, 0);
     assert_int_equal(auth_throttle_count(t), 0);
 
     /* Three failures inside the window lock; the third just outside starts over. */
-    auth_throttle_fail(t, "b", 0 + 5000);
-    auth_throttle_fail(t, "b", 300 + 5000);
-    auth_throttle_fail(t, "b", 599 + 5000);
-    assert_int_equal(auth_throttle_check(t, "b", 599 + 5000, &d), AUTH_GATE_LOCKED);
-    auth_throttle_fail(t, "c", 0 + 5000);
-    auth_throttle_fail(t, "c", 300 + 5000);
-    auth_throttle_fail(t, "c", 600 + 5000);            /* new window: count 1 */
-    assert_int_equal(auth_throttle_check(t, "c", 600 + 5000, &d), AUTH_GATE_DELAY);
+    failed(t, "b", "ub", 0 + 5000);
+    failed(t, "b", "ub", 300 + 5000);
+    failed(t, "b", "ub", 599 + 5000);
+    assert_int_equal(auth_throttle_check(t, "b", "ub", 599 + 5000, &d), AUTH_GATE_LOCKED);
+    failed(t, "c", "uc", 0 + 5000);
+    failed(t, "c", "uc", 300 + 5000);
+    failed(t, "c", "uc", 600 + 5000);             /* new window: count 1 */
+    assert_int_equal(auth_throttle_check(t, "c", "uc", 600 + 5000, &d), AUTH_GATE_DELAY);
     assert_int_equal(d, 1000);
 
     /* A clock that goes backwards does not underflow into "expired". */
-    assert_int_equal(auth_throttle_check(t, "c", 10, &d), AUTH_GATE_DELAY);
-    assert_int_equal(auth_throttle_check(t, "b", 10, &d), AUTH_GATE_LOCKED);
+    assert_int_equal(auth_throttle_check(t, "c", "uc", 10, &d), AUTH_GATE_DELAY);
+    assert_int_equal(auth_throttle_check(t, "b", "ub", 10, &d), AUTH_GATE_LOCKED);
 
-    /* Expired entries are swept when later failures come in. */
+    /* Expired entries are swept when later checks come in. */
     assert_int_equal(auth_throttle_count(t), 2);
-    auth_throttle_fail(t, "d", 100000);
+    failed(t, "d", "ud", 100000);
     assert_int_equal(auth_throttle_count(t), 1);
     auth_throttle_free(t);
 
-    /* window_s 0: throttling off. */
+    /* window_s 0: throttling off; nothing is counted, not even checks in progress. */
     t = auth_throttle_new(3, 0, 900);
-    auth_throttle_fail(t, "a", 1);
-    assert_int_equal(auth_throttle_check(t, "a", 1, &d), AUTH_GATE_OPEN);
+    failed(t, "a", "ua", 1);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(auth_throttle_begin(t, "a", "ua", 1), AUTH_GATE_OPEN);
+    assert_int_equal(auth_throttle_check(t, "a", "ua", 1, &d), AUTH_GATE_OPEN);
+    assert_int_equal(auth_throttle_count(t), 0);
     auth_throttle_free(t);
 }
 
-static void test_throttle_success_resets(void **state)
+static void test_throttle_success_clears_only_that_user(void **state)
 {
-    struct auth_throttle *t = auth_throttle_new(3, 600, 900);
+    struct auth_throttle *t = auth_throttle_new(5, 600, 900);
     unsigned d;
 
     (void)state;
-    auth_throttle_fail(t, "192.0.2.7", 10);
-    auth_throttle_fail(t, "192.0.2.7", 11);
-    auth_throttle_fail(t, "192.0.2.9", 11);
-    auth_throttle_success(t, "192.0.2.7");
-    assert_int_equal(auth_throttle_check(t, "192.0.2.7", 12, &d), AUTH_GATE_OPEN);
-    assert_int_equal(auth_throttle_check(t, "192.0.2.9", 12, &d), AUTH_GATE_DELAY);
-    assert_int_equal(auth_throttle_count(t), 1);
-    auth_throttle_success(t, "198.51.100.1");          /* unknown: nothing happens */
-    /* The count starts from zero again: two more failures do not lock. */
-    auth_throttle_fail(t, "192.0.2.7", 13);
-    auth_throttle_fail(t, "192.0.2.7", 14);
-    assert_int_equal(auth_throttle_check(t, "192.0.2.7", 14, &d), AUTH_GATE_DELAY);
+    /* alice forgets her password twice, bob is guessed twice, alice logs in */
+    failed(t, "192.0.2.7", "alice", 10);
+    failed(t, "192.0.2.7", "alice", 11);
+    failed(t, "192.0.2.7", "bob", 12);
+    failed(t, "192.0.2.7", "bob", 13);
+    assert_int_equal(login(t, "192.0.2.7", "alice", 14), AUTH_GATE_DELAY);
+    /* only alice's two are forgiven */
+    assert_int_equal(auth_throttle_check(t, "192.0.2.7", "bob", 15, &d), AUTH_GATE_DELAY);
     assert_int_equal(d, 2000);
+    /* Guesses at bob, each followed by alice's login, lock after five in all. */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(failed(t, "192.0.2.7", "bob", 20 + i), AUTH_GATE_DELAY);
+        if (i < 2)
+            assert_int_equal(login(t, "192.0.2.7", "alice", 20 + i), AUTH_GATE_DELAY);
+    }
+    assert_int_equal(login(t, "192.0.2.7", "alice", 30), AUTH_GATE_LOCKED);
+    assert_int_equal(auth_throttle_check(t, "192.0.2.7", "bob", 30, &d), AUTH_GATE_LOCKED);
+    auth_throttle_free(t);
+
+    /* A login from another address, or by a user without failures here, takes nothing back;
+     * a login for a user or address never seen does nothing. */
+    t = auth_throttle_new(5, 600, 900);
+    failed(t, "192.0.2.7", "alice", 10);
+    failed(t, "192.0.2.7", "alice", 11);
+    assert_int_equal(login(t, "192.0.2.9", "alice", 12), AUTH_GATE_OPEN);
+    assert_int_equal(login(t, "192.0.2.7", "carol", 12), AUTH_GATE_DELAY);
+    assert_int_equal(login(t, "198.51.100.1", "zed", 12), AUTH_GATE_OPEN);
+    assert_int_equal(auth_throttle_check(t, "192.0.2.7", "carol", 13, &d), AUTH_GATE_DELAY);
+    assert_int_equal(d, 2000);
+    assert_int_equal(auth_throttle_count(t), 1);
+    /* alice's own login here does. */
+    assert_int_equal(login(t, "192.0.2.7", "alice", 14), AUTH_GATE_DELAY);
+    assert_int_equal(auth_throttle_check(t, "192.0.2.7", "carol", 15, &d), AUTH_GATE_OPEN);
+    assert_int_equal(auth_throttle_count(t), 0);
     auth_throttle_free(t);
     auth_throttle_free(NULL);
+
+    /* Failures of an earlier window are not taken back from a later one. */
+    t = auth_throttle_new(5, 600, 900);
+    failed(t, "192.0.2.7", "alice", 0);           /* window 0..599 */
+    failed(t, "192.0.2.7", "bob", 600);           /* a new window */
+    failed(t, "192.0.2.7", "bob", 601);
+    failed(t, "192.0.2.7", "bob", 602);
+    login(t, "192.0.2.7", "alice", 603);
+    assert_int_equal(auth_throttle_check(t, "192.0.2.7", "bob", 604, &d), AUTH_GATE_DELAY);
+    assert_int_equal(d, 4000);
+    auth_throttle_free(t);
+}
+
+static void test_throttle_user_bucket(void **state)
+{
+    struct auth_throttle *t = auth_throttle_new(2, 600, 900);
+    char a[32];
+    unsigned d;
+
+    (void)state;
+    /* One guess at alice from each of 7 addresses: each address has one of its two ... */
+    for (int i = 1; i <= 7; i++) {
+        (void)snprintf(a, sizeof a, "10.0.0.%d", i);
+        assert_int_equal(failed(t, a, "alice", 100 + i), AUTH_GATE_OPEN);
+    }
+    /* ... and alice has 7 of her 2 * AUTH_USER_FACTOR = 8. Her login from 10.0.0.1 takes
+     * back the one from there. */
+    assert_int_equal(AUTH_USER_FACTOR, 4);
+    assert_int_equal(login(t, "10.0.0.1", "alice", 110), AUTH_GATE_DELAY);
+    assert_int_equal(failed(t, "10.0.0.8", "alice", 111), AUTH_GATE_OPEN);        /* 7 */
+    assert_int_equal(auth_throttle_check(t, "10.0.0.10", "alice", 112, &d), AUTH_GATE_OPEN);
+    assert_int_equal(failed(t, "10.0.0.9", "alice", 112), AUTH_GATE_OPEN);        /* 8 */
+    /* alice is locked out from everywhere now, even from an address without failures ... */
+    assert_int_equal(auth_throttle_check(t, "10.0.0.10", "alice", 113, &d), AUTH_GATE_LOCKED);
+    assert_int_equal(auth_throttle_begin(t, "10.0.0.1", "alice", 113), AUTH_GATE_LOCKED);
+    /* ... until lockout_s after the failure that reached the limit; other users are not. */
+    assert_int_equal(auth_throttle_check(t, "10.0.0.10", "bob", 113, &d), AUTH_GATE_OPEN);
+    assert_int_equal(auth_throttle_check(t, "10.0.0.10", "alice", 112 + 899, &d),
+        AUTH_GATE_LOCKED);
+    assert_int_equal(auth_throttle_check(t, "10.0.0.10", "alice", 112 + 900, &d),
+        AUTH_GATE_OPEN);
+    auth_throttle_free(t);
+}
+
+static void test_throttle_checks_in_progress(void **state)
+{
+    struct auth_throttle *t = auth_throttle_new(5, 600, 900);
+    unsigned d;
+    int started = 0;
+
+    (void)state;
+    /* 40 parallel checks from one address: 5 may start, none of them has failed yet. */
+    for (int i = 0; i < 40; i++) {
+        enum auth_gate g = auth_throttle_begin(t, "192.0.2.7", i % 3 ? "bob" : "carol", 10);
+
+        if (g == AUTH_GATE_OPEN)
+            started++;
+        else
+            assert_int_equal(g, AUTH_GATE_BUSY);
+    }
+    assert_int_equal(started, 5);
+    assert_int_equal(auth_throttle_check(t, "192.0.2.7", "dave", 10, &d), AUTH_GATE_BUSY);
+    assert_int_equal(d, 0);
+    assert_int_equal(auth_throttle_check(t, "192.0.2.8", "bob", 10, &d), AUTH_GATE_OPEN);
+    /* Three fail: 3 failed + 2 running is still the limit. */
+    for (int i = 0; i < 3; i++)
+        auth_throttle_end(t, "192.0.2.7", i % 3 ? "bob" : "carol", AUTH_RES_FAIL, 11);
+    assert_int_equal(auth_throttle_check(t, "192.0.2.7", "bob", 11, &d), AUTH_GATE_BUSY);
+    assert_int_equal(d, 4000);
+    /* One did not run after all: one more may start. */
+    auth_throttle_end(t, "192.0.2.7", "bob", AUTH_RES_NONE, 12);
+    assert_int_equal(auth_throttle_begin(t, "192.0.2.7", "bob", 12), AUTH_GATE_DELAY);
+    assert_int_equal(auth_throttle_begin(t, "192.0.2.7", "bob", 12), AUTH_GATE_BUSY);
+    /* Both running fail: five failures, locked. */
+    auth_throttle_end(t, "192.0.2.7", "bob", AUTH_RES_FAIL, 13);
+    auth_throttle_end(t, "192.0.2.7", "bob", AUTH_RES_FAIL, 13);
+    assert_int_equal(auth_throttle_check(t, "192.0.2.7", "bob", 13, &d), AUTH_GATE_LOCKED);
+    auth_throttle_free(t);
+
+    /* Checks that succeed leave nothing behind. */
+    t = auth_throttle_new(5, 600, 900);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(auth_throttle_begin(t, "192.0.2.7", "alice", 10), AUTH_GATE_OPEN);
+    assert_int_equal(auth_throttle_begin(t, "192.0.2.7", "alice", 10), AUTH_GATE_BUSY);
+    assert_int_equal(auth_throttle_count(t), 1);
+    for (int i = 0; i < 5; i++)
+        auth_throttle_end(t, "192.0.2.7", "alice", AUTH_RES_OK, 11);
+    assert_int_equal(auth_throttle_count(t), 0);
+    assert_int_equal(auth_throttle_check(t, "192.0.2.7", "alice", 11, &d), AUTH_GATE_OPEN);
+    /* The user's limit counts checks in progress from any address. */
+    auth_throttle_free(t);
+    t = auth_throttle_new(1, 600, 900);
+    assert_int_equal(auth_throttle_begin(t, "10.0.0.1", "alice", 10), AUTH_GATE_OPEN);
+    assert_int_equal(auth_throttle_begin(t, "10.0.0.1", "bob", 10), AUTH_GATE_BUSY);
+    for (int i = 2; i <= 4; i++) {
+        char a[32];
+
+        (void)snprintf(a, sizeof a, "10.0.0.%d", i);
+        assert_int_equal(auth_throttle_begin(t, a, "alice", 10), AUTH_GATE_OPEN);
+    }
+    assert_int_equal(auth_throttle_begin(t, "10.0.0.5", "alice", 10), AUTH_GATE_BUSY);
+    assert_int_equal(auth_throttle_begin(t, "10.0.0.5", "bob", 10), AUTH_GATE_OPEN);
+    auth_throttle_free(t);                      /* with checks in progress: no leak */
+}
+
+static void test_throttle_full_of_checks_in_progress(void **state)
+{
+    struct auth_throttle *t = auth_throttle_new(0, 600, 900);
+    char a[32];
+
+    (void)state;
+    for (unsigned i = 0; i < AUTH_THROTTLE_MAX; i++) {
+        (void)snprintf(a, sizeof a, "10.%u.%u.%u", i >> 16, (i >> 8) & 255, i & 255);
+        assert_int_equal(auth_throttle_begin(t, a, a, 10), AUTH_GATE_OPEN);
+    }
+    /* Entries with checks in progress are never evicted: no room, refused. */
+    assert_int_equal(auth_throttle_begin(t, "192.0.2.1", "x", 10), AUTH_GATE_BUSY);
+    assert_int_equal(auth_throttle_count(t), AUTH_THROTTLE_MAX);
+    auth_throttle_end(t, "10.0.0.0", "10.0.0.0", AUTH_RES_FAIL, 11);
+    /* A failed one has no check in progress any more: it can go to make room. */
+    assert_int_equal(auth_throttle_begin(t, "192.0.2.1", "x", 12), AUTH_GATE_OPEN);
+    assert_int_equal(auth_throttle_check(t, "10.0.0.0", "10.0.0.0", 12, NULL), AUTH_GATE_OPEN);
+    auth_throttle_free(t);
 }
 
 static void test_throttle_eviction(void **state)
@@ -756,31 +938,31 @@ static void test_throttle_eviction(void **state)
     (void)state;
     for (unsigned i = 0; i < AUTH_THROTTLE_MAX; i++) {
         (void)snprintf(addr, sizeof addr, "10.%u.%u.%u", i >> 16, (i >> 8) & 255, i & 255);
-        auth_throttle_fail(t, addr, 1000 + (time_t)(i / 100));
+        failed(t, addr, addr, 1000 + (time_t)(i / 100));
     }
     assert_int_equal(auth_throttle_count(t), AUTH_THROTTLE_MAX);
     /* Touch the oldest one again: it becomes the newest. */
-    auth_throttle_fail(t, "10.0.0.0", 1200);
+    failed(t, "10.0.0.0", "10.0.0.0", 1200);
     assert_int_equal(auth_throttle_count(t), AUTH_THROTTLE_MAX);
-    auth_throttle_fail(t, "192.0.2.1", 1200);
-    auth_throttle_fail(t, "192.0.2.2", 1200);
+    failed(t, "192.0.2.1", "192.0.2.1", 1200);
+    failed(t, "192.0.2.2", "192.0.2.2", 1200);
     assert_int_equal(auth_throttle_count(t), AUTH_THROTTLE_MAX);
     /* The two with the oldest last failure went: 10.0.0.1 and 10.0.0.2. */
-    assert_int_equal(auth_throttle_check(t, "10.0.0.1", 1200, &d), AUTH_GATE_OPEN);
-    assert_int_equal(auth_throttle_check(t, "10.0.0.2", 1200, &d), AUTH_GATE_OPEN);
-    assert_int_equal(auth_throttle_check(t, "10.0.0.0", 1200, &d), AUTH_GATE_DELAY);
+    assert_int_equal(auth_throttle_check(t, "10.0.0.1", "x", 1200, &d), AUTH_GATE_OPEN);
+    assert_int_equal(auth_throttle_check(t, "10.0.0.2", "x", 1200, &d), AUTH_GATE_OPEN);
+    assert_int_equal(auth_throttle_check(t, "10.0.0.0", "x", 1200, &d), AUTH_GATE_DELAY);
     assert_int_equal(d, 2000);
-    assert_int_equal(auth_throttle_check(t, "10.0.0.3", 1200, &d), AUTH_GATE_DELAY);
-    assert_int_equal(auth_throttle_check(t, "10.0.39.15", 1200, &d), AUTH_GATE_DELAY);
-    assert_int_equal(auth_throttle_check(t, "192.0.2.2", 1200, &d), AUTH_GATE_DELAY);
-    /* Entries stay bounded under a flood of new addresses. */
+    assert_int_equal(auth_throttle_check(t, "10.0.0.3", "x", 1200, &d), AUTH_GATE_DELAY);
+    assert_int_equal(auth_throttle_check(t, "10.0.39.15", "x", 1200, &d), AUTH_GATE_DELAY);
+    assert_int_equal(auth_throttle_check(t, "192.0.2.2", "x", 1200, &d), AUTH_GATE_DELAY);
+    /* Entries stay bounded under a flood of new addresses and users. */
     for (unsigned i = 0; i < 3 * AUTH_THROTTLE_MAX; i++) {
         (void)snprintf(addr, sizeof addr, "flood-%u", i);
-        auth_throttle_fail(t, addr, 1300);
+        failed(t, addr, addr, 1300);
     }
     assert_int_equal(auth_throttle_count(t), AUTH_THROTTLE_MAX);
     /* All expire together once the window has passed. */
-    auth_throttle_fail(t, "late", 1300 + 3600);
+    failed(t, "late", "late", 1300 + 3600);
     assert_int_equal(auth_throttle_count(t), 1);
     auth_throttle_free(t);
 }
@@ -788,7 +970,7 @@ static void test_throttle_eviction(void **state)
 static void test_throttle_long_key(void **state)
 {
     struct auth_throttle *t = auth_throttle_new(3, 600, 900);
-    char a[200], b[200];
+    char a[200], b[200], u[1000];
     unsigned d;
 
     (void)state;
@@ -796,8 +978,15 @@ static void test_throttle_long_key(void **state)
     a[sizeof a - 1] = '\0';
     memcpy(b, a, sizeof b);
     b[150] = 'y';                               /* differs after AUTH_ADDR_MAX - 1 octets */
-    auth_throttle_fail(t, a, 1);
-    assert_int_equal(auth_throttle_check(t, b, 1, &d), AUTH_GATE_DELAY);
+    memset(u, 'u', sizeof u - 1);
+    u[sizeof u - 1] = '\0';
+    failed(t, a, u, 1);
+    assert_int_equal(auth_throttle_check(t, b, "x", 1, &d), AUTH_GATE_DELAY);
+    /* user names are cut at AUTH_USER_MAX octets; a login takes back what it added */
+    u[AUTH_USER_MAX + 10] = 'v';
+    assert_int_equal(login(t, b, u, 2), AUTH_GATE_DELAY);
+    assert_int_equal(auth_throttle_check(t, a, NULL, 3, &d), AUTH_GATE_OPEN);
+    assert_int_equal(auth_throttle_count(t), 0);
     auth_throttle_free(t);
 }
 
@@ -939,7 +1128,10 @@ int main(void)
         cmocka_unit_test(test_throttle_delays),
         cmocka_unit_test(test_throttle_lockout),
         cmocka_unit_test(test_throttle_window),
-        cmocka_unit_test(test_throttle_success_resets),
+        cmocka_unit_test(test_throttle_success_clears_only_that_user),
+        cmocka_unit_test(test_throttle_user_bucket),
+        cmocka_unit_test(test_throttle_checks_in_progress),
+        cmocka_unit_test(test_throttle_full_of_checks_in_progress),
         cmocka_unit_test(test_throttle_eviction),
         cmocka_unit_test(test_throttle_long_key),
         cmocka_unit_test(test_sender_default_rule),

@@ -2,7 +2,8 @@
  * cli/postel.c - the postel command; also sendmail, mailq and newaliases by argv[0].
  *
  * Owns:  dispatch by the name it was called by, the postel subcommands (queue, status,
- *        reload, verify, check-config, log) and their usage.
+ *        reload, verify, check-config, log, passwd) from one table (subcmds[]: name, usage
+ *        lines, handler) and the usage text made from it.
  * Never: talks to the daemon itself: ctlcmd.c, submit.c and sendmail.c do.
  *
  * Usage: see usage() and docs/postel.1, docs/sendmail.1.

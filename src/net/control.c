@@ -1,5 +1,7 @@
 /*
  * net/control.c - the local control socket (protocol in control.h).
+ *
+ * Requests dispatch from one table (creq_cmds[]: name, admin flag, argument rule, handler).
  */
 #include "net/control.h"
 

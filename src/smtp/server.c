@@ -162,8 +162,8 @@ enum {
     CF_NOAUTHED = 1u << 4,  /* not once the client has authenticated */
     CF_NOTX     = 1u << 5,  /* not inside a mail transaction */
     CF_TX       = 1u << 6,  /* needs an open transaction (MAIL) */
-    CF_RCPT     = 1u << 7,  /* needs at least one accepted recipient */
-    CF_CHUNK    = 1u << 8,  /* a chunk follows the line (BDAT): see cmd_dispatch() */
+    CF_RCPT     = 1u << 7,  /* needs at least one accepted recipient (with CF_TX) */
+    CF_CHUNK    = 1u << 8,  /* a chunk follows (BDAT; needs a check): cmd_dispatch() */
     CF_AUTH     = 1u << 9,  /* submission: needs AUTH (530 5.7.0, after the arguments) */
     CF_PARAMS   = 1u << 10, /* may carry ESMTP parameters: up to SMTP_CMDLINE_EXT_MAX */
     CF_AUTHLINE = 1u << 11, /* may carry a SASL initial response: up to SMTP_AUTHLINE_MAX */

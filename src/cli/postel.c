@@ -2,7 +2,8 @@
  * cli/postel.c - the postel command; also sendmail, mailq and newaliases by argv[0].
  *
  * Owns:  dispatch by the name it was called by, the postel subcommands (queue, status,
- *        reload, verify, config, check-config, log) and their usage.
+ *        reload, verify, config, check-config, log, passwd) from one table (subcmds[]: name, usage
+ *        lines, handler) and the usage text made from it.
  * Never: talks to the daemon itself: ctlcmd.c, submit.c and sendmail.c do.
  *
  * Usage: see usage() and docs/postel.1, docs/sendmail.1.
@@ -27,28 +28,7 @@
 
 #define POSTEL_VERSION "0.1"
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-        "usage: postel [-C FILE] COMMAND [ARGS]\n"
-        "  queue list [--json]        the queue (like mailq)\n"
-        "  queue show ID [--json]     one message: envelope and headers\n"
-        "  queue flush [DOMAIN]       retry deferred mail now (of one domain)\n"
-        "  queue hold ID | release ID | delete ID | bounce ID\n"
-        "  status                     the daemon's counters\n"
-        "  reload                     re-read the configuration and aliases\n"
-        "  verify ADDRESS...          how each address would be delivered\n"
-        "  config [-f FILE]           print the effective configuration\n"
-        "  config -n [-f FILE]        only the settings that differ from the defaults\n"
-        "  config -d                  every setting with its default\n"
-        "  check-config [-f FILE]     the effective configuration, as config prints it\n"
-        "  log [-l FILE] ID           every log line of a queue id\n"
-        "  passwd USER [FILE]         a user:hash line for auth_passwd_file (FILE: update it)\n"
-        "  sendmail ARGS | mailq ARGS | newaliases ARGS\n"
-        "  help, --help; version, -V, --version\n"
-        "The configuration is -C FILE, else $POSTEL_CONF, else " CTLCMD_SYSTEM_CONF
-        " if it exists,\nelse the built-in one. See postel(1) and sendmail(1).\n");
-}
+static void usage(FILE *f);
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -342,6 +322,189 @@ static int cmd_passwd(int argc, char **argv)
     return EX_OK;
 }
 
+/* ---- the subcommands ---- */
+
+/* Connect to the daemon (through the configuration), run fn, disconnect. */
+static int with_daemon(const char *conf_file, int argc, char **argv,
+    int (*fn)(struct ctlcmd *cc, int argc, char **argv))
+{
+    struct ctlcmd cc;
+    int st = ctlcmd_init(&cc, "postel", conf_file);
+    if (st != EX_OK)
+        return st;
+    st = fn(&cc, argc, argv);
+    ctlcmd_free(&cc);
+    return st;
+}
+
+static int run_queue(int argc, char **argv, const char *conf_file)
+{
+    return with_daemon(conf_file, argc, argv, cmd_queue);
+}
+
+static int do_status(struct ctlcmd *cc, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    return ctlcmd_status(cc);
+}
+
+static int run_status(int argc, char **argv, const char *conf_file)
+{
+    if (argc != 1)
+        return usage_error("%s takes no arguments", argv[0]);
+    return with_daemon(conf_file, argc, argv, do_status);
+}
+
+static int do_reload(struct ctlcmd *cc, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    return ctlcmd_admin(cc, "RELOAD", NULL, false);
+}
+
+static int run_reload(int argc, char **argv, const char *conf_file)
+{
+    if (argc != 1)
+        return usage_error("%s takes no arguments", argv[0]);
+    return with_daemon(conf_file, argc, argv, do_reload);
+}
+
+static int do_verify(struct ctlcmd *cc, int argc, char **argv)
+{
+    return ctlcmd_verify(cc, argv + 1, (size_t)(argc - 1));
+}
+
+static int run_verify(int argc, char **argv, const char *conf_file)
+{
+    if (argc < 2)
+        return usage_error("verify needs an address");
+    return with_daemon(conf_file, argc, argv, do_verify);
+}
+
+static int run_check_config(int argc, char **argv, const char *conf_file)
+{
+    return cmd_check_config(argc, argv, conf_file);
+}
+
+static int run_config(int argc, char **argv, const char *conf_file)
+{
+    return cmd_config(argc, argv, conf_file);
+}
+
+static int run_log(int argc, char **argv, const char *conf_file)
+{
+    (void)conf_file;
+    return cmd_log(argc, argv);
+}
+
+static int run_passwd(int argc, char **argv, const char *conf_file)
+{
+    (void)conf_file;
+    return cmd_passwd(argc, argv);
+}
+
+/* sendmail, mailq, newaliases as subcommands: the global -C becomes theirs by going first. */
+static int run_sendmail(int argc, char **argv, const char *conf_file)
+{
+    const char *cmd = argv[0];
+    enum sendopts_mode mode = cmd[0] == 's' ? SENDOPTS_DELIVER :
+        cmd[0] == 'm' ? SENDOPTS_QUEUE : SENDOPTS_ALIASES;
+    if (conf_file == NULL)
+        return sendmail_main(argc, argv, mode, cmd);
+    char **v = calloc((size_t)argc + 3, sizeof *v);
+    if (v == NULL)
+        return EX_OSERR;
+    v[0] = argv[0];
+    v[1] = (char *)"-C";
+    v[2] = (char *)conf_file;
+    for (int k = 1; k < argc; k++)
+        v[k + 2] = argv[k];
+    int st = sendmail_main(argc + 2, v, mode, cmd);
+    free(v);
+    return st;
+}
+
+static int run_help(int argc, char **argv, const char *conf_file)
+{
+    (void)argc;
+    (void)argv;
+    (void)conf_file;
+    usage(stdout);
+    return EX_OK;
+}
+
+static int run_version(int argc, char **argv, const char *conf_file)
+{
+    (void)argc;
+    (void)argv;
+    (void)conf_file;
+    printf("postel %s\n", POSTEL_VERSION);
+    return EX_OK;
+}
+
+/* ---- the subcommand table ---- */
+
+struct subcmd {
+    const char *name;
+    /* Its lines in usage(), in table order; NULL: described by the entry before. */
+    const char *usage;
+    /* Run it: argv[0] is the subcommand's name; conf_file is -C FILE or NULL. Checks its
+     * own arguments. Returns the exit status (sysexits.h). */
+    int (*run)(int argc, char **argv, const char *conf_file);
+};
+
+static const struct subcmd subcmds[] = {
+    { "queue",
+      "  queue list [--json]        the queue (like mailq)\n"
+      "  queue show ID [--json]     one message: envelope and headers\n"
+      "  queue flush [DOMAIN]       retry deferred mail now (of one domain)\n"
+      "  queue hold ID | release ID | delete ID | bounce ID\n", run_queue },
+    { "status",
+      "  status                     the daemon's counters\n", run_status },
+    { "reload",
+      "  reload                     re-read the configuration and aliases\n", run_reload },
+    { "verify",
+      "  verify ADDRESS...          how each address would be delivered\n", run_verify },
+    { "config",
+      "  config [-f FILE]           print the effective configuration\n"
+      "  config -n [-f FILE]        only the settings that differ from the defaults\n"
+      "  config -d                  every setting with its default\n", run_config },
+    { "check-config",
+      "  check-config [-f FILE]     the effective configuration, as config prints it\n",
+      run_check_config },
+    { "log",
+      "  log [-l FILE] ID           every log line of a queue id\n", run_log },
+    { "passwd",
+      "  passwd USER [FILE]         a user:hash line for auth_passwd_file (FILE: update it)\n",
+      run_passwd },
+    { "sendmail",
+      "  sendmail ARGS | mailq ARGS | newaliases ARGS\n", run_sendmail },
+    { "mailq", NULL, run_sendmail },
+    { "newaliases", NULL, run_sendmail },
+    { "help",
+      "  help, --help; version, -V, --version\n", run_help },
+    { "version", NULL, run_version },
+};
+
+static const struct subcmd *subcmd_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof subcmds / sizeof subcmds[0]; i++)
+        if (strcmp(subcmds[i].name, name) == 0)
+            return &subcmds[i];
+    return NULL;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: postel [-C FILE] COMMAND [ARGS]\n");
+    for (size_t i = 0; i < sizeof subcmds / sizeof subcmds[0]; i++)
+        if (subcmds[i].usage)
+            fputs(subcmds[i].usage, f);
+    fprintf(f, "The configuration is -C FILE, else $POSTEL_CONF, else " CTLCMD_SYSTEM_CONF
+        " if it exists,\nelse the built-in one. See postel(1) and sendmail(1).\n");
+}
+
 int main(int argc, char **argv)
 {
     const char *name = argc > 0 ? base_name(argv[0]) : "postel";
@@ -378,65 +541,8 @@ int main(int argc, char **argv)
         return EX_USAGE;
     }
     const char *cmd = argv[i];
-    int cargc = argc - i;
-    char **cargv = argv + i;
-    if (strcmp(cmd, "help") == 0) {
-        usage(stdout);
-        return EX_OK;
-    }
-    if (strcmp(cmd, "version") == 0) {
-        printf("postel %s\n", POSTEL_VERSION);
-        return EX_OK;
-    }
-    /* The sendmail family: the global -C becomes sendmail's -C by going first. */
-    if (strcmp(cmd, "sendmail") == 0 || strcmp(cmd, "mailq") == 0 ||
-        strcmp(cmd, "newaliases") == 0) {
-        enum sendopts_mode mode = cmd[0] == 's' ? SENDOPTS_DELIVER :
-            cmd[0] == 'm' ? SENDOPTS_QUEUE : SENDOPTS_ALIASES;
-        if (conf_file) {
-            char **v = calloc((size_t)cargc + 3, sizeof *v);
-            if (v == NULL)
-                return EX_OSERR;
-            v[0] = cargv[0];
-            v[1] = (char *)"-C";
-            v[2] = (char *)conf_file;
-            for (int k = 1; k < cargc; k++)
-                v[k + 2] = cargv[k];
-            int st = sendmail_main(cargc + 2, v, mode, cmd);
-            free(v);
-            return st;
-        }
-        return sendmail_main(cargc, cargv, mode, cmd);
-    }
-    if (strcmp(cmd, "config") == 0)
-        return cmd_config(cargc, cargv, conf_file);
-    if (strcmp(cmd, "check-config") == 0)
-        return cmd_check_config(cargc, cargv, conf_file);
-    if (strcmp(cmd, "log") == 0)
-        return cmd_log(cargc, cargv);
-    if (strcmp(cmd, "passwd") == 0)
-        return cmd_passwd(cargc, cargv);
-
-    bool known = strcmp(cmd, "queue") == 0 || strcmp(cmd, "status") == 0 ||
-        strcmp(cmd, "reload") == 0 || strcmp(cmd, "verify") == 0;
-    if (!known)
+    const struct subcmd *sc = subcmd_find(cmd);
+    if (sc == NULL)
         return usage_error("unknown command %s", cmd);
-    if ((strcmp(cmd, "status") == 0 || strcmp(cmd, "reload") == 0) && cargc != 1)
-        return usage_error("%s takes no arguments", cmd);
-    if (strcmp(cmd, "verify") == 0 && cargc < 2)
-        return usage_error("verify needs an address");
-    struct ctlcmd cc;
-    int st = ctlcmd_init(&cc, "postel", conf_file);
-    if (st != EX_OK)
-        return st;
-    if (strcmp(cmd, "queue") == 0)
-        st = cmd_queue(&cc, cargc, cargv);
-    else if (strcmp(cmd, "status") == 0)
-        st = ctlcmd_status(&cc);
-    else if (strcmp(cmd, "reload") == 0)
-        st = ctlcmd_admin(&cc, "RELOAD", NULL, false);
-    else
-        st = ctlcmd_verify(&cc, cargv + 1, (size_t)(cargc - 1));
-    ctlcmd_free(&cc);
-    return st;
+    return sc->run(argc - i, argv + i, conf_file);
 }

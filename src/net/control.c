@@ -1,5 +1,7 @@
 /*
  * net/control.c - the local control socket (protocol in control.h).
+ *
+ * Requests dispatch from one table (creq_cmds[]: name, admin flag, argument rule, handler).
  */
 #include "net/control.h"
 
@@ -394,111 +396,195 @@ static void do_verify(struct creq *r, const char *a)
     mx_route(r->ctl->d.dns, d, no_mx, c->hostname, port, on_route, r);
 }
 
-/* ---- dispatch ---- */
+/* ---- requests ---- */
 
-static bool need_admin(struct creq *r)
+static void req_smtp(struct creq *r, const char *arg, const char *rest, size_t restlen)
 {
-    if (r->admin)
-        return true;
-    finish(r, "ERR permission denied (root or group %s only)", r->ctl->d.conf->admin_group);
-    return false;
+    struct control *ctl = r->ctl;
+    int fd = bufferevent_getfd(r->bev);
+    bool trace = !strcmp(arg, "TRACE");
+    /* Hand the socket over to the SMTP engine, with what was read past the request. */
+    bufferevent_setfd(r->bev, -1);
+    bufferevent_free(r->bev);
+    r->bev = NULL;
+    char user[96];
+    str_copy(user, sizeof user, r->user);
+    creq_free(r);
+    smtpd_adopt(ctl->d.smtpd, fd, user, trace, rest, restlen);
 }
+
+static void req_trace(struct creq *r, const char *arg, const char *rest, size_t restlen)
+{
+    (void)rest;
+    (void)restlen;
+    if (qmgr_trace(r->ctl->d.qmgr, arg, trace_line, trace_done, r) == -1)
+        finish(r, "ERR %s: no such message in the queue (delivered already?)", arg);
+}
+
+static void req_list(struct creq *r, const char *arg, const char *rest, size_t restlen)
+{
+    (void)arg;
+    (void)rest;
+    (void)restlen;
+    qmgr_foreach(r->ctl->d.qmgr, list_one, r);
+    finish(r, "OK");
+}
+
+static void req_show(struct creq *r, const char *arg, const char *rest, size_t restlen)
+{
+    (void)rest;
+    (void)restlen;
+    if (qmgr_find(r->ctl->d.qmgr, arg) == NULL) {
+        finish(r, "ERR %s: no such message", arg);
+        return;
+    }
+    str_copy(r->arg, sizeof r->arg, arg);
+    run_job(r, show_job);
+}
+
+static void req_status(struct creq *r, const char *arg, const char *rest, size_t restlen)
+{
+    (void)arg;
+    (void)rest;
+    (void)restlen;
+    struct control *ctl = r->ctl;
+    time_t now = time(NULL);
+    line(r, "version 0.1");
+    line(r, "uptime %lld", (long long)(now - ctl->d.started));
+    line(r, "sessions %zu", smtpd_sessions(ctl->d.smtpd));
+    line(r, "queue %zu", qmgr_count(ctl->d.qmgr));
+    line(r, "active %zu", qmgr_busy(ctl->d.qmgr));
+    line(r, "outbound_connections %zu", remote_active(ctl->d.remote));
+    struct qmgr_stats st;
+    qmgr_get_stats(ctl->d.qmgr, &st);
+    line(r, "held %zu", st.held);
+    line(r, "received %llu", smtpd_received(ctl->d.smtpd));
+    line(r, "delivered %llu", st.delivered);
+    line(r, "bounced %llu", st.failed);
+    line(r, "deferred %llu", st.deferred);
+    finish(r, "OK");
+}
+
+static void req_verify(struct creq *r, const char *arg, const char *rest, size_t restlen)
+{
+    (void)rest;
+    (void)restlen;
+    do_verify(r, arg);
+}
+
+static void req_flush(struct creq *r, const char *arg, const char *rest, size_t restlen)
+{
+    (void)rest;
+    (void)restlen;
+    size_t n = qmgr_flush(r->ctl->d.qmgr, *arg ? arg : NULL);
+    log_info("flush%s%s by %s: %zu message(s)", *arg ? " " : "", arg, r->user, n);
+    finish(r, "OK %zu", n);
+}
+
+/* The answer to HOLD, RELEASE, DELETE and BOUNCE: x is the queue manager's result. */
+static void queue_op_done(struct creq *r, const char *arg, int x)
+{
+    if (x == -1)
+        finish(r, "ERR %s: no such message", arg);
+    else
+        finish(r, "OK");
+}
+
+static void req_hold(struct creq *r, const char *arg, const char *rest, size_t restlen)
+{
+    (void)rest;
+    (void)restlen;
+    queue_op_done(r, arg, qmgr_hold(r->ctl->d.qmgr, arg, true));
+}
+
+static void req_release(struct creq *r, const char *arg, const char *rest, size_t restlen)
+{
+    (void)rest;
+    (void)restlen;
+    queue_op_done(r, arg, qmgr_hold(r->ctl->d.qmgr, arg, false));
+}
+
+static void req_delete(struct creq *r, const char *arg, const char *rest, size_t restlen)
+{
+    (void)rest;
+    (void)restlen;
+    queue_op_done(r, arg, qmgr_delete(r->ctl->d.qmgr, arg));
+}
+
+static void req_bounce(struct creq *r, const char *arg, const char *rest, size_t restlen)
+{
+    (void)rest;
+    (void)restlen;
+    queue_op_done(r, arg, qmgr_bounce(r->ctl->d.qmgr, arg));
+}
+
+static void req_reload(struct creq *r, const char *arg, const char *rest, size_t restlen)
+{
+    (void)arg;
+    (void)rest;
+    (void)restlen;
+    run_job(r, reload_job);
+}
+
+/* ---- the request table and the dispatch ---- */
+
+enum {
+    RQ_ADMIN = 1u << 0,         /* root or the admin group only */
+    RQ_ARG   = 1u << 1,         /* needs an argument: "ERR usage: <usage>" */
+};
+
+struct creq_cmd {
+    const char *name;
+    unsigned flags;             /* RQ_* */
+    const char *usage;          /* for RQ_ARG */
+    /* Answer the request (finish() or a job that will); arg is "" when none was given;
+     * rest: what the client sent past the request line (SMTP hands it on). */
+    void (*run)(struct creq *r, const char *arg, const char *rest, size_t restlen);
+};
+
+static const struct creq_cmd creq_cmds[] = {
+    { "SMTP",    0,        NULL,             req_smtp },
+    { "TRACE",   0,        NULL,             req_trace },
+    { "LIST",    0,        NULL,             req_list },
+    { "SHOW",    0,        NULL,             req_show },
+    { "STATUS",  0,        NULL,             req_status },
+    { "VERIFY",  RQ_ARG,   "VERIFY ADDRESS", req_verify },
+    { "FLUSH",   RQ_ADMIN, NULL,             req_flush },
+    { "HOLD",    RQ_ADMIN, NULL,             req_hold },
+    { "RELEASE", RQ_ADMIN, NULL,             req_release },
+    { "DELETE",  RQ_ADMIN, NULL,             req_delete },
+    { "BOUNCE",  RQ_ADMIN, NULL,             req_bounce },
+    { "RELOAD",  RQ_ADMIN, NULL,             req_reload },
+};
 
 static void dispatch(struct creq *r, char *req, const char *rest, size_t restlen)
 {
-    struct control *ctl = r->ctl;
     char *arg = strchr(req, ' ');
     if (arg)
         *arg++ = '\0';
     else
         arg = req + strlen(req);
-    if (!strcmp(req, "SMTP")) {
-        int fd = bufferevent_getfd(r->bev);
-        bool trace = !strcmp(arg, "TRACE");
-        /* Hand the socket over to the SMTP engine, with what was read past the request. */
-        bufferevent_setfd(r->bev, -1);
-        bufferevent_free(r->bev);
-        r->bev = NULL;
-        char user[96];
-        str_copy(user, sizeof user, r->user);
-        creq_free(r);
-        smtpd_adopt(ctl->d.smtpd, fd, user, trace, rest, restlen);
-        return;
-    }
-    if (!strcmp(req, "TRACE")) {
-        if (qmgr_trace(ctl->d.qmgr, arg, trace_line, trace_done, r) == -1)
-            finish(r, "ERR %s: no such message in the queue (delivered already?)", arg);
-        return;
-    }
-    if (!strcmp(req, "LIST")) {
-        qmgr_foreach(ctl->d.qmgr, list_one, r);
-        finish(r, "OK");
-        return;
-    }
-    if (!strcmp(req, "SHOW")) {
-        if (qmgr_find(ctl->d.qmgr, arg) == NULL) {
-            finish(r, "ERR %s: no such message", arg);
-            return;
+    const struct creq_cmd *cmd = NULL;
+    for (size_t i = 0; i < sizeof creq_cmds / sizeof creq_cmds[0]; i++) {
+        if (!strcmp(req, creq_cmds[i].name)) {
+            cmd = &creq_cmds[i];
+            break;
         }
-        str_copy(r->arg, sizeof r->arg, arg);
-        run_job(r, show_job);
+    }
+    if (cmd == NULL) {
+        finish(r, "ERR unknown request");
         return;
     }
-    if (!strcmp(req, "STATUS")) {
-        time_t now = time(NULL);
-        line(r, "version 0.1");
-        line(r, "uptime %lld", (long long)(now - ctl->d.started));
-        line(r, "sessions %zu", smtpd_sessions(ctl->d.smtpd));
-        line(r, "queue %zu", qmgr_count(ctl->d.qmgr));
-        line(r, "active %zu", qmgr_busy(ctl->d.qmgr));
-        line(r, "outbound_connections %zu", remote_active(ctl->d.remote));
-        struct qmgr_stats st;
-        qmgr_get_stats(ctl->d.qmgr, &st);
-        line(r, "held %zu", st.held);
-        line(r, "received %llu", smtpd_received(ctl->d.smtpd));
-        line(r, "delivered %llu", st.delivered);
-        line(r, "bounced %llu", st.failed);
-        line(r, "deferred %llu", st.deferred);
-        finish(r, "OK");
+    if ((cmd->flags & RQ_ADMIN) && !r->admin) {
+        finish(r, "ERR permission denied (root or group %s only)",
+            r->ctl->d.conf->admin_group);
         return;
     }
-    if (!strcmp(req, "VERIFY")) {
-        if (*arg == '\0') {
-            finish(r, "ERR usage: VERIFY ADDRESS");
-            return;
-        }
-        do_verify(r, arg);
+    if ((cmd->flags & RQ_ARG) && *arg == '\0') {
+        finish(r, "ERR usage: %s", cmd->usage);
         return;
     }
-    if (!strcmp(req, "FLUSH")) {
-        if (!need_admin(r))
-            return;
-        size_t n = qmgr_flush(ctl->d.qmgr, *arg ? arg : NULL);
-        log_info("flush%s%s by %s: %zu message(s)", *arg ? " " : "", arg, r->user, n);
-        finish(r, "OK %zu", n);
-        return;
-    }
-    if (!strcmp(req, "HOLD") || !strcmp(req, "RELEASE") || !strcmp(req, "DELETE") ||
-        !strcmp(req, "BOUNCE")) {
-        if (!need_admin(r))
-            return;
-        int x = !strcmp(req, "HOLD") ? qmgr_hold(ctl->d.qmgr, arg, true) :
-            !strcmp(req, "RELEASE") ? qmgr_hold(ctl->d.qmgr, arg, false) :
-            !strcmp(req, "DELETE") ? qmgr_delete(ctl->d.qmgr, arg) :
-            qmgr_bounce(ctl->d.qmgr, arg);
-        if (x == -1)
-            finish(r, "ERR %s: no such message", arg);
-        else
-            finish(r, "OK");
-        return;
-    }
-    if (!strcmp(req, "RELOAD")) {
-        if (!need_admin(r))
-            return;
-        run_job(r, reload_job);
-        return;
-    }
-    finish(r, "ERR unknown request");
+    cmd->run(r, arg, rest, restlen);
 }
 
 static void on_read(struct bufferevent *bev, void *arg)

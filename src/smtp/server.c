@@ -1,7 +1,9 @@
 /*
  * smtp/server.c - receiver-SMTP session state machine.
  *
- * Owns:  command order, the open transaction, reply text.
+ * Owns:  command order, the open transaction, reply text. Every verb is dispatched from one
+ *        table (cmds[]) whose flags carry its preconditions, checked in one place
+ *        (cmd_allowed); each verb then has its own check and run functions.
  * Never: reads sockets or touches the spool; it returns actions.
  * Limits: smtp/limits.h (RFC 5321 4.5.3.1), message limits from struct conf.
  */
@@ -146,25 +148,90 @@ static bool arg_empty(const char *arg, size_t n)
     return true;
 }
 
+/* ---- the command table: types (the table itself is at the end, with the dispatch) ---- */
+
+/*
+ * What a command needs before it may run, and how long its line may be. cmd_allowed() checks
+ * the state flags in one place, in this order, and gives the 503 5.5.1 replies.
+ */
+enum {
+    CF_NOARG    = 1u << 0,  /* takes no argument: 501 "Syntax: <usage>", before state checks */
+    CF_NEEDARG  = 1u << 1,  /* needs an argument: 501 "Syntax: <usage>" */
+    CF_HELO     = 1u << 2,  /* needs HELO or EHLO */
+    CF_EHLO     = 1u << 3,  /* needs EHLO: HELO is not enough */
+    CF_NOAUTHED = 1u << 4,  /* not once the client has authenticated */
+    CF_NOTX     = 1u << 5,  /* not inside a mail transaction */
+    CF_TX       = 1u << 6,  /* needs an open transaction (MAIL) */
+    CF_RCPT     = 1u << 7,  /* needs at least one accepted recipient (with CF_TX) */
+    CF_CHUNK    = 1u << 8,  /* a chunk follows (BDAT; needs a check): cmd_dispatch() */
+    CF_AUTH     = 1u << 9,  /* submission: needs AUTH (530 5.7.0, after the arguments) */
+    CF_PARAMS   = 1u << 10, /* may carry ESMTP parameters: up to SMTP_CMDLINE_EXT_MAX */
+    CF_AUTHLINE = 1u << 11, /* may carry a SASL initial response: up to SMTP_AUTHLINE_MAX */
+    CF_8BIT     = 1u << 12, /* its parser judges 8-bit octets itself (SMTPUTF8 addresses) */
+};
+
+struct cmd;
+
+/* One command being dispatched: the parsed line, and what its check learnt for its run. */
+struct cmd_args {
+    const struct cmd *cmd;
+    const struct smtp_cmd *c;
+    union {
+        size_t helo_len;                                    /* HELO, EHLO */
+        struct smtp_mail_args mail;                         /* MAIL */
+        struct smtp_rcpt_args rcpt;                         /* RCPT */
+        struct { unsigned long long size; bool last; } chunk;   /* CF_CHUNK: BDAT */
+        struct { bool plain; size_t mech, resp; } auth;     /* AUTH: offsets into c->arg */
+    } u;
+};
+
+struct cmd {
+    const char *name;           /* the verb, for the replies that name it */
+    const char *usage;          /* for 501 "Syntax: ..."; NULL where the parser words it */
+    unsigned flags;             /* CF_* */
+    /* Is the command offered in this session at all? Replies (502, 538) when not. Runs
+     * before every other check; NULL: always offered. */
+    bool (*offered)(struct smtp_server *s, struct srv_out *out);
+    /* Are the arguments valid, and may the verb run in this state beyond what the flags
+     * say? Replies when not. NULL: nothing to check. */
+    bool (*check)(struct smtp_server *s, struct cmd_args *a, struct srv_out *out);
+    /* Do it: policy decisions, the state change and the reply. */
+    void (*run)(struct smtp_server *s, struct cmd_args *a, struct srv_out *out);
+};
+
+/* 501 5.5.4 "Syntax: <usage>" for the command being dispatched; counts as an error. */
+static void syntax_error(struct smtp_server *s, const struct cmd_args *a, struct srv_out *out)
+{
+    reply(s, out, 501, "5.5.4", "Syntax: %s", a->cmd->usage);
+    count_error(s, out);
+}
+
 /* ---- HELO / EHLO ---- */
 
-static void do_helo(struct smtp_server *s, const struct smtp_cmd *c, bool ehlo,
-    struct srv_out *out)
+static bool check_helo(struct smtp_server *s, struct cmd_args *a, struct srv_out *out)
 {
+    const struct smtp_cmd *c = a->c;
     size_t n = c->arglen;
     while (n > 0 && c->arg[n - 1] == ' ')
         n--;
     if (n == 0 || n > SMTP_DOMAIN_MAX || !smtp_helo_valid(c->arg, n)) {
+        /* An EHLO is answered the ESMTP way even when it fails. */
         bool was = s->esmtp;
-        s->esmtp = ehlo || was;
-        error_reply(s, out, 501, "5.5.4",
-            ehlo ? "Syntax: EHLO hostname" : "Syntax: HELO hostname");
+        s->esmtp = c->verb == SMTP_VERB_EHLO || was;
+        syntax_error(s, a, out);
         s->esmtp = was;
-        return;
+        return false;
     }
+    a->u.helo_len = n;
+    return true;
+}
+
+static void run_helo(struct smtp_server *s, struct cmd_args *a, struct srv_out *out)
+{
+    bool ehlo = a->c->verb == SMTP_VERB_EHLO;
     /* EHLO/HELO in the middle of a session resets it (RFC 5321 4.1.4). */
     tx_reset(s);
-    str_ncopy(s->helo, sizeof s->helo, c->arg, n);
+    str_ncopy(s->helo, sizeof s->helo, a->c->arg, a->u.helo_len);
     s->esmtp = ehlo;
     srv_set_state(s, SRV_READY);
     s->errors = 0;
@@ -194,65 +261,59 @@ static void do_helo(struct smtp_server *s, const struct smtp_cmd *c, bool ehlo,
 
 /* ---- MAIL ---- */
 
-static void do_mail(struct smtp_server *s, const struct smtp_cmd *c, struct srv_out *out)
+static bool check_mail(struct smtp_server *s, struct cmd_args *args, struct srv_out *out)
 {
-    if (s->state == SRV_INIT) {
-        error_reply(s, out, 503, "5.5.1", "Error: send HELO/EHLO first");
-        return;
-    }
-    if (s->tx != NULL) {
-        error_reply(s, out, 503, "5.5.1", "Error: nested MAIL command");
-        return;
-    }
-    struct smtp_mail_args a;
-    enum smtp_perr e = smtp_parse_mail(c->arg, c->arglen, &a);
+    struct smtp_mail_args *a = &args->u.mail;
+    enum smtp_perr e = smtp_parse_mail(args->c->arg, args->c->arglen, a);
     if (e != SMTP_PERR_OK) {
         reply_raw(s, out, smtp_perr_reply(e, false));
         count_error(s, out);
-        return;
+        return false;
     }
-    bool any_param = a.has_size || a.body != SMTP_BODY_NONE || a.ret != SMTP_RET_NONE ||
-        a.has_envid || a.smtputf8 || a.has_auth;
+    bool any_param = a->has_size || a->body != SMTP_BODY_NONE || a->ret != SMTP_RET_NONE ||
+        a->has_envid || a->smtputf8 || a->has_auth;
     if (!s->esmtp && any_param) {
         /* Extensions exist only after EHLO (RFC 5321 4.1.1.11). */
         reply_raw(s, out, smtp_perr_reply(SMTP_PERR_PARAM_UNKNOWN, false));
         count_error(s, out);
-        return;
+        return false;
     }
-    if (a.body == SMTP_BODY_BINARYMIME) {
+    if (a->body == SMTP_BODY_BINARYMIME) {
         error_reply(s, out, 501, "5.5.4", "BODY=BINARYMIME is not supported");
-        return;
+        return false;
     }
-    if (a.has_auth && !s->auth_offer) {
+    if (a->has_auth && !s->auth_offer) {
         /* AUTH is not offered: an AUTH= parameter is an unknown parameter (RFC 4954 5). */
         reply_raw(s, out, smtp_perr_reply(SMTP_PERR_PARAM_UNKNOWN, false));
         count_error(s, out);
-        return;
+        return false;
     }
-    if (s->require_auth && !s->auth_user[0]) {
-        error_reply(s, out, 530, "5.7.0", "Authentication required");
-        return;
-    }
+    return true;
+}
+
+static void run_mail(struct smtp_server *s, struct cmd_args *args, struct srv_out *out)
+{
+    const struct smtp_mail_args *a = &args->u.mail;
     if (s->auth_user[0] && s->env->sender_ok &&
-        !s->env->sender_ok(s->env->ctx, s->auth_user, a.path.null ? "" : a.path.addr)) {
+        !s->env->sender_ok(s->env->ctx, s->auth_user, a->path.null ? "" : a->path.addr)) {
         char q[SMTP_PATH_MAX * 2];
         reply(s, out, 553, "5.7.1", "<%s>: Sender address rejected: not owned by user %s",
-            str_escape(q, sizeof q, a.path.addr, strlen(a.path.addr)), s->auth_user);
+            str_escape(q, sizeof q, a->path.addr, strlen(a->path.addr)), s->auth_user);
         count_error(s, out);
         return;
     }
     unsigned long long lim = s->conf->message_size_limit;
-    if (a.has_size && lim && a.size > lim) {
+    if (a->has_size && lim && a->size > lim) {
         error_reply(s, out, 552, "5.3.4", "Message size exceeds fixed maximum message size");
         return;
     }
     struct srv_tx *t = xcalloc(1, sizeof *t);
-    t->sender = xstrdup(a.path.null ? "" : a.path.addr);
-    t->declared_size = a.has_size ? a.size : 0;
-    t->body_type = a.body;
-    t->ret = a.ret;
-    t->envid = a.has_envid ? xstrdup(a.envid) : NULL;
-    t->smtputf8 = a.smtputf8;
+    t->sender = xstrdup(a->path.null ? "" : a->path.addr);
+    t->declared_size = a->has_size ? a->size : 0;
+    t->body_type = a->body;
+    t->ret = a->ret;
+    t->envid = a->has_envid ? xstrdup(a->envid) : NULL;
+    t->smtputf8 = a->smtputf8;
     buf_init(&t->body, SRV_BODY_CAP + 64 * 1024);
     s->tx = t;
     srv_set_state(s, SRV_MAIL);
@@ -295,47 +356,45 @@ static const char *forward_target(const struct smtp_server *s, const struct smtp
     return m[0];
 }
 
-static void do_rcpt(struct smtp_server *s, const struct smtp_cmd *c, struct srv_out *out)
+static bool check_rcpt(struct smtp_server *s, struct cmd_args *args, struct srv_out *out)
 {
-    if (s->state == SRV_INIT) {
-        error_reply(s, out, 503, "5.5.1", "Error: send HELO/EHLO first");
-        return;
-    }
-    if (s->tx == NULL) {
-        error_reply(s, out, 503, "5.5.1", "Error: need MAIL command");
-        return;
-    }
-    struct srv_tx *t = s->tx;
-    struct smtp_rcpt_args a;
-    enum smtp_perr e = smtp_parse_rcpt(c->arg, c->arglen, t->smtputf8, &a);
+    struct smtp_rcpt_args *a = &args->u.rcpt;
+    enum smtp_perr e = smtp_parse_rcpt(args->c->arg, args->c->arglen, s->tx->smtputf8, a);
     if (e != SMTP_PERR_OK) {
         reply_raw(s, out, smtp_perr_reply(e, true));
         count_error(s, out);
-        return;
+        return false;
     }
-    if (!s->esmtp && (a.notify || a.has_orcpt)) {
+    if (!s->esmtp && (a->notify || a->has_orcpt)) {
         reply_raw(s, out, smtp_perr_reply(SMTP_PERR_PARAM_UNKNOWN, true));
         count_error(s, out);
-        return;
+        return false;
     }
+    return true;
+}
+
+static void run_rcpt(struct smtp_server *s, struct cmd_args *args, struct srv_out *out)
+{
+    struct srv_tx *t = s->tx;
+    const struct smtp_rcpt_args *a = &args->u.rcpt;
     if (t->nrcpt >= s->conf->max_recipients) {
         /* 452 lets the client send the rest in another transaction (RFC 5321 4.5.3.1.10). */
         reply(s, out, 452, "4.5.3", "Error: too many recipients");
         return;
     }
     bool known;
-    bool local = rcpt_is_local(s, &a.path, &known);
+    bool local = rcpt_is_local(s, &a->path, &known);
     if (local && !known) {
         char q[SMTP_PATH_MAX * 2];
         reply(s, out, 550, "5.1.1", "<%s>: Recipient address rejected: User unknown",
-            str_escape(q, sizeof q, a.path.addr, strlen(a.path.addr)));
+            str_escape(q, sizeof q, a->path.addr, strlen(a->path.addr)));
         count_error(s, out);
         return;
     }
     if (!local && !s->relay_ok) {
         char q[SMTP_PATH_MAX * 2];
         reply(s, out, 554, "5.7.1", "<%s>: Relay access denied",
-            str_escape(q, sizeof q, a.path.addr, strlen(a.path.addr)));
+            str_escape(q, sizeof q, a->path.addr, strlen(a->path.addr)));
         count_error(s, out);
         return;
     }
@@ -344,20 +403,20 @@ static void do_rcpt(struct smtp_server *s, const struct smtp_cmd *c, struct srv_
         t->rcpts = xreallocarray(t->rcpts, t->rcpt_cap, sizeof *t->rcpts);
     }
     struct srv_rcpt *r = &t->rcpts[t->nrcpt++];
-    r->addr = xstrdup(a.path.postmaster ? "postmaster" : a.path.addr);
+    r->addr = xstrdup(a->path.postmaster ? "postmaster" : a->path.addr);
     r->local = local;
-    r->notify = a.notify;
+    r->notify = a->notify;
     r->orcpt = NULL;
-    if (a.has_orcpt) {
+    if (a->has_orcpt) {
         struct buf ob;
         buf_init(&ob, 0);
-        buf_printf(&ob, "%s;%s", a.orcpt_type, a.orcpt);
+        buf_printf(&ob, "%s;%s", a->orcpt_type, a->orcpt);
         r->orcpt = xstrdup(buf_cstr(&ob));
         buf_free(&ob);
     }
     srv_set_state(s, SRV_RCPT);
     s->errors = 0;
-    const char *fwd = local && s->conf->rcpt_251 ? forward_target(s, &a.path) : NULL;
+    const char *fwd = local && s->conf->rcpt_251 ? forward_target(s, &a->path) : NULL;
     if (fwd) {
         /* RFC 821's "251 User not local; will forward" for those who want it */
         char q[SMTP_PATH_MAX * 2];
@@ -431,28 +490,19 @@ static void tx_start_content(struct smtp_server *s, enum data_mode mode)
     srv_received(s, &t->body);
 }
 
-static void do_data(struct smtp_server *s, const struct smtp_cmd *c, struct srv_out *out)
+static bool check_data(struct smtp_server *s, struct cmd_args *a, struct srv_out *out)
 {
-    if (!arg_empty(c->arg, c->arglen)) {
-        error_reply(s, out, 501, "5.5.4", "Syntax: DATA");
-        return;
-    }
-    if (s->state == SRV_INIT) {
-        error_reply(s, out, 503, "5.5.1", "Error: send HELO/EHLO first");
-        return;
-    }
-    if (s->tx == NULL) {
-        error_reply(s, out, 503, "5.5.1", "Error: need MAIL command");
-        return;
-    }
+    (void)a;
     if (s->tx->bdat) {
         error_reply(s, out, 503, "5.5.1", "Error: DATA cannot follow BDAT in one transaction");
-        return;
+        return false;
     }
-    if (s->tx->nrcpt == 0) {
-        error_reply(s, out, 503, "5.5.1", "Error: need RCPT command");
-        return;
-    }
+    return true;
+}
+
+static void run_data(struct smtp_server *s, struct cmd_args *a, struct srv_out *out)
+{
+    (void)a;
     tx_start_content(s, DATA_MODE_DATA);
     srv_set_state(s, SRV_DATA);
     reply(s, out, 354, NULL, "End data with <CR><LF>.<CR><LF>");
@@ -559,65 +609,60 @@ unsigned long long srv_bdat_left(const struct smtp_server *s)
     return s->tx ? s->tx->bdat_left : 0;
 }
 
-static void do_bdat(struct smtp_server *s, const struct smtp_cmd *c, struct srv_out *out)
+/* BDAT size [LAST] */
+static bool check_bdat(struct smtp_server *s, struct cmd_args *args, struct srv_out *out)
 {
-    /* BDAT size [LAST] */
-    const char *a = c->arg;
-    size_t n = c->arglen, i = 0;
+    const char *a = args->c->arg;
+    size_t n = args->c->arglen, i = 0;
     while (i < n && a[i] >= '0' && a[i] <= '9')
         i++;
-    unsigned long long size;
-    bool last = false;
-    if (i == 0 || str_to_u64(a, i, &size) == -1) {
-        error_reply(s, out, 501, "5.5.4", "Syntax: BDAT size [LAST]");
-        return;
+    if (i == 0 || str_to_u64(a, i, &args->u.chunk.size) == -1) {
+        syntax_error(s, args, out);
+        return false;
     }
     size_t j = i;
     while (j < n && a[j] == ' ')
         j++;
+    args->u.chunk.last = false;
     if (j < n) {
         if (j == i || !str_ieq(a + j, n - j, "LAST")) {
-            error_reply(s, out, 501, "5.5.4", "Syntax: BDAT size [LAST]");
-            return;
+            syntax_error(s, args, out);
+            return false;
         }
-        last = true;
+        args->u.chunk.last = true;
     }
-    const char *err = NULL;
-    if (s->state == SRV_INIT)
-        err = "Error: send HELO/EHLO first";
-    else if (!s->esmtp)
-        err = "Error: BDAT requires EHLO";
-    else if (s->tx == NULL)
-        err = "Error: need MAIL command";
-    else if (s->tx->nrcpt == 0)
-        err = "Error: need RCPT command";
-    if (err) {
-        /* The chunk still follows on the wire: read it and throw it away (RFC 3030 2). */
-        error_reply(s, out, 503, "5.5.1", err);
-        if (s->state == SRV_CLOSED)
-            return;
-        /* A failed BDAT ends the transaction (RFC 3030 4.2); a bare tx skips the chunk. */
-        tx_reset(s);
-        s->tx = xcalloc(1, sizeof *s->tx);
-        buf_init(&s->tx->body, 1);
-        s->tx->bdat = true;
-        s->tx->bdat_left = size;
-        if (size == 0) {
-            tx_reset(s);
-            return;
-        }
-        srv_set_state(s, SRV_BDAT);
+    return true;
+}
+
+/*
+ * A refused BDAT: its chunk still follows on the wire, so read it and throw it away (RFC 3030
+ * 2). A failed BDAT also ends the transaction (RFC 3030 4.2); a bare tx skips the chunk.
+ */
+static void chunk_skip(struct smtp_server *s, unsigned long long size)
+{
+    if (s->state == SRV_CLOSED)
         return;
-    }
+    tx_reset(s);
+    if (size == 0)
+        return;
+    s->tx = xcalloc(1, sizeof *s->tx);
+    buf_init(&s->tx->body, 1);
+    s->tx->bdat = true;
+    s->tx->bdat_left = size;
+    srv_set_state(s, SRV_BDAT);
+}
+
+static void run_bdat(struct smtp_server *s, struct cmd_args *args, struct srv_out *out)
+{
     struct srv_tx *t = s->tx;
     if (!t->bdat) {
         t->bdat = true;
         tx_start_content(s, DATA_MODE_BDAT);
     }
-    t->bdat_left = size;
-    t->bdat_last = last;
+    t->bdat_left = args->u.chunk.size;
+    t->bdat_last = args->u.chunk.last;
     srv_set_state(s, SRV_BDAT);
-    if (size == 0) {
+    if (t->bdat_left == 0) {
         /* An empty chunk ends at once. */
         srv_feed_data(s, "", 0, out);
     }
@@ -656,23 +701,19 @@ static bool name_ok(const char *s)
 }
 
 /* Split and check a VRFY/EXPN argument; false (after a 501) when it is not a name. */
-static bool lookup_arg(struct smtp_server *s, const struct smtp_cmd *c, const char *syntax,
-    char *local, size_t lsz, char *domain, size_t dsz, struct srv_out *out)
+static bool lookup_arg(struct smtp_server *s, const struct cmd_args *a, char *local,
+    size_t lsz, char *domain, size_t dsz, struct srv_out *out)
 {
-    lookup_name(c->arg, c->arglen, local, lsz, domain, dsz);
+    lookup_name(a->c->arg, a->c->arglen, local, lsz, domain, dsz);
     if (!name_ok(local) || (domain[0] && !name_ok(domain))) {
-        error_reply(s, out, 501, "5.5.4", syntax);
+        syntax_error(s, a, out);
         return false;
     }
     return true;
 }
 
-static void do_vrfy(struct smtp_server *s, const struct smtp_cmd *c, struct srv_out *out)
+static void run_vrfy(struct smtp_server *s, struct cmd_args *a, struct srv_out *out)
 {
-    if (arg_empty(c->arg, c->arglen)) {
-        error_reply(s, out, 501, "5.5.4", "Syntax: VRFY address");
-        return;
-    }
     if (s->conf->vrfy != CONF_LOOKUP_ON) {
         /* Never reveal who exists (RFC 5321 3.5.3). */
         reply(s, out, 252, "2.1.5", "Cannot VRFY user, but will accept message and attempt "
@@ -680,8 +721,7 @@ static void do_vrfy(struct smtp_server *s, const struct smtp_cmd *c, struct srv_
         return;
     }
     char local[SMTP_LOCAL_MAX * 2 + 1], domain[SMTP_DOMAIN_MAX + 1];
-    if (!lookup_arg(s, c, "Syntax: VRFY address", local, sizeof local, domain, sizeof domain,
-            out))
+    if (!lookup_arg(s, a, local, sizeof local, domain, sizeof domain, out))
         return;
     if (domain[0] && !conf_is_local_domain(s->conf, domain)) {
         reply(s, out, 252, "2.1.5", "Cannot VRFY non-local address, but will attempt delivery");
@@ -697,19 +737,19 @@ static void do_vrfy(struct smtp_server *s, const struct smtp_cmd *c, struct srv_
     reply(s, out, 550, "5.1.1", "<%s@%s>: User unknown", local, dom);
 }
 
-static void do_expn(struct smtp_server *s, const struct smtp_cmd *c, struct srv_out *out)
+static bool offered_expn(struct smtp_server *s, struct srv_out *out)
 {
     if (s->conf->expn != CONF_LOOKUP_ON) {
         error_reply(s, out, 502, "5.5.1", "EXPN is disabled");
-        return;
+        return false;
     }
-    if (arg_empty(c->arg, c->arglen)) {
-        error_reply(s, out, 501, "5.5.4", "Syntax: EXPN name");
-        return;
-    }
+    return true;
+}
+
+static void run_expn(struct smtp_server *s, struct cmd_args *a, struct srv_out *out)
+{
     char local[SMTP_LOCAL_MAX * 2 + 1], domain[SMTP_DOMAIN_MAX + 1];
-    if (!lookup_arg(s, c, "Syntax: EXPN name", local, sizeof local, domain, sizeof domain,
-            out))
+    if (!lookup_arg(s, a, local, sizeof local, domain, sizeof domain, out))
         return;
     if (domain[0] && !conf_is_local_domain(s->conf, domain)) {
         reply(s, out, 550, "5.1.2", "<%s@%s>: not a local address", local, domain);
@@ -740,8 +780,9 @@ static void do_expn(struct smtp_server *s, const struct smtp_cmd *c, struct srv_
         reply(s, out, 250, "2.1.5", "<%s@%s> (empty list)", local, dom);
 }
 
-static void do_help(struct smtp_server *s, struct srv_out *out)
+static void run_help(struct smtp_server *s, struct cmd_args *a, struct srv_out *out)
 {
+    (void)a;
     reply(s, out, -214, "2.0.0", "postel; commands:");
     reply(s, out, -214, "2.0.0", "  HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY EXPN HELP");
     reply(s, out, -214, "2.0.0", "  Not implemented: SEND SOML SAML TURN (RFC 5321 dropped them)");
@@ -750,22 +791,23 @@ static void do_help(struct smtp_server *s, struct srv_out *out)
 
 /* ---- STARTTLS (RFC 3207) ---- */
 
-static void do_etrn(struct smtp_server *s, const struct smtp_cmd *c, struct srv_out *out);
-
-static void do_starttls(struct smtp_server *s, const struct smtp_cmd *c, struct srv_out *out)
+static bool check_starttls(struct smtp_server *s, struct cmd_args *a, struct srv_out *out)
 {
-    if (!arg_empty(c->arg, c->arglen)) {
-        error_reply(s, out, 501, "5.5.4", "Syntax: STARTTLS");
-        return;
-    }
+    (void)a;
     if (s->tls) {
         error_reply(s, out, 503, "5.5.1", "Error: TLS already active");
-        return;
+        return false;
     }
     if (!s->tls_offer) {
         error_reply(s, out, 502, "5.5.1", "Error: command not implemented");
-        return;
+        return false;
     }
+    return true;
+}
+
+static void run_starttls(struct smtp_server *s, struct cmd_args *a, struct srv_out *out)
+{
+    (void)a;
     reply(s, out, 220, "2.0.0", "Ready to start TLS");
     out->act = SRV_ACT_STARTTLS;
 }
@@ -860,36 +902,50 @@ static void auth_response(struct smtp_server *s, const char *line, size_t len,
     out->act = SRV_ACT_AUTH;
 }
 
-static void do_auth(struct smtp_server *s, const struct smtp_cmd *c, struct srv_out *out)
+static bool offered_auth(struct smtp_server *s, struct srv_out *out)
 {
-    if (!s->auth_offer || (!s->tls && !s->auth_plaintext)) {
-        if (s->auth_offer && !s->tls)
-            error_reply(s, out, 538, "5.7.11", "Encryption required for requested "
-                "authentication mechanism");
-        else
-            error_reply(s, out, 502, "5.5.1", "Error: command not implemented");
-        return;
-    }
-    if (!s->esmtp) {
-        error_reply(s, out, 503, "5.5.1", "Error: send EHLO first");
-        return;
-    }
-    if (s->auth_user[0]) {
-        error_reply(s, out, 503, "5.5.1", "Error: already authenticated");
-        return;
-    }
-    if (s->tx) {
-        error_reply(s, out, 503, "5.5.1", "Error: AUTH not allowed during a mail transaction");
-        return;
-    }
-    const char *a = c->arg;
-    size_t n = c->arglen, i = 0;
+    if (s->auth_offer && (s->tls || s->auth_plaintext))
+        return true;
+    if (s->auth_offer && !s->tls)
+        error_reply(s, out, 538, "5.7.11", "Encryption required for requested "
+            "authentication mechanism");
+    else
+        error_reply(s, out, 502, "5.5.1", "Error: command not implemented");
+    return false;
+}
+
+/* AUTH mechanism [initial-response] */
+static bool check_auth(struct smtp_server *s, struct cmd_args *args, struct srv_out *out)
+{
+    const char *a = args->c->arg;
+    size_t n = args->c->arglen, i = 0;
     while (i < n && a[i] != ' ')
         i++;
     size_t j = i;
     while (j < n && a[j] == ' ')
         j++;
+    args->u.auth.mech = i;
+    args->u.auth.resp = j;
     if (str_ieq(a, i, "PLAIN")) {
+        args->u.auth.plain = true;
+        return true;
+    }
+    if (str_ieq(a, i, "LOGIN")) {
+        args->u.auth.plain = false;
+        return true;
+    }
+    if (i == 0)
+        syntax_error(s, args, out);
+    else
+        error_reply(s, out, 504, "5.5.4", "Unrecognized authentication type");
+    return false;
+}
+
+static void run_auth(struct smtp_server *s, struct cmd_args *args, struct srv_out *out)
+{
+    const char *a = args->c->arg;
+    size_t n = args->c->arglen, j = args->u.auth.resp;
+    if (args->u.auth.plain) {
         if (j < n) {
             /* "=" is an empty initial response (RFC 4954 4). */
             auth_plain(s, a + j, n - j, out);
@@ -899,21 +955,12 @@ static void do_auth(struct smtp_server *s, const struct smtp_cmd *c, struct srv_
         reply(s, out, 334, NULL, "%s", "");
         return;
     }
-    if (str_ieq(a, i, "LOGIN")) {
-        if (j < n) {
-            s->auth_step = AUTH_STEP_LOGIN_USER;
-            auth_response(s, a + j, n - j, out);
-            return;
-        }
-        s->auth_step = AUTH_STEP_LOGIN_USER;
-        reply(s, out, 334, NULL, "%s", AUTH_LOGIN_CHALLENGE_USER);
+    s->auth_step = AUTH_STEP_LOGIN_USER;
+    if (j < n) {
+        auth_response(s, a + j, n - j, out);
         return;
     }
-    if (i == 0) {
-        error_reply(s, out, 501, "5.5.4", "Syntax: AUTH mechanism [initial-response]");
-        return;
-    }
-    error_reply(s, out, 504, "5.5.4", "Unrecognized authentication type");
+    reply(s, out, 334, NULL, "%s", AUTH_LOGIN_CHALLENGE_USER);
 }
 
 void srv_auth_done(struct smtp_server *s, bool ok, bool locked, struct srv_out *out)
@@ -953,34 +1000,36 @@ void srv_auth_tempfail(struct smtp_server *s, struct srv_out *out)
 
 /* ---- ETRN (RFC 1985): start the queue for a domain; TURN stays refused ---- */
 
-static void do_etrn(struct smtp_server *s, const struct smtp_cmd *c, struct srv_out *out)
+static bool offered_etrn(struct smtp_server *s, struct srv_out *out)
 {
     if (!s->etrn_ok) {
         error_reply(s, out, 502, "5.5.1", "Error: command not implemented");
-        return;
+        return false;
     }
-    if (s->state == SRV_INIT) {
-        error_reply(s, out, 503, "5.5.1", "Error: send HELO/EHLO first");
-        return;
-    }
-    if (s->tx) {
-        error_reply(s, out, 503, "5.5.1", "Error: ETRN not allowed during a mail transaction");
-        return;
-    }
-    size_t n = c->arglen;
-    const char *a = c->arg;
+    return true;
+}
+
+static bool check_etrn(struct smtp_server *s, struct cmd_args *args, struct srv_out *out)
+{
+    size_t n = args->c->arglen;
+    const char *a = args->c->arg;
     if (n > 0 && a[0] == '#') {
         /* queue names are not supported (RFC 1985 5.3) */
         reply(s, out, 458, "4.5.0", "Unable to queue messages for node %.*s", (int)n, a);
-        return;
+        return false;
     }
     bool sub = n > 0 && a[0] == '@';
     if (!smtp_domain_valid(a + sub, n - sub, false) || n - sub == 0 ||
         n >= sizeof s->etrn_arg) {
-        error_reply(s, out, 501, "5.5.4", "Syntax: ETRN domain");
-        return;
+        syntax_error(s, args, out);
+        return false;
     }
-    str_ncopy(s->etrn_arg, sizeof s->etrn_arg, a, n);
+    return true;
+}
+
+static void run_etrn(struct smtp_server *s, struct cmd_args *a, struct srv_out *out)
+{
+    str_ncopy(s->etrn_arg, sizeof s->etrn_arg, a->c->arg, a->c->arglen);
     out->act = SRV_ACT_ETRN;
 }
 
@@ -994,7 +1043,163 @@ void srv_etrn_done(struct smtp_server *s, size_t n, struct srv_out *out)
             s->etrn_arg);
 }
 
-/* ---- dispatch ---- */
+/* ---- the verbs with nothing to check ---- */
+
+static void run_rset(struct smtp_server *s, struct cmd_args *a, struct srv_out *out)
+{
+    (void)a;
+    tx_reset(s);
+    reply(s, out, 250, "2.0.0", "Ok");
+}
+
+static void run_noop(struct smtp_server *s, struct cmd_args *a, struct srv_out *out)
+{
+    (void)a;
+    reply(s, out, 250, "2.0.0", "Ok");
+}
+
+static void run_quit(struct smtp_server *s, struct cmd_args *a, struct srv_out *out)
+{
+    (void)a;
+    reply(s, out, 221, "2.0.0", "%s closing connection", s->conf->hostname);
+    tx_reset(s);
+    srv_set_state(s, SRV_CLOSED);
+    out->act = SRV_ACT_CLOSE;
+}
+
+/* RFC 821 verbs that RFC 5321 dropped; TURN is unsafe over TCP (RFC 2821 4.1.1.10). */
+static void run_not_implemented(struct smtp_server *s, struct cmd_args *a, struct srv_out *out)
+{
+    (void)a;
+    error_reply(s, out, 502, "5.5.1", "Error: command not implemented");
+}
+
+static void run_http(struct smtp_server *s, struct cmd_args *a, struct srv_out *out)
+{
+    (void)a;
+    reply(s, out, 421, "4.7.0", "%s Error: this is an SMTP server, not HTTP",
+        s->conf->hostname);
+    srv_set_state(s, SRV_CLOSED);
+    out->act = SRV_ACT_CLOSE;
+}
+
+/* ---- the command table and the dispatch ---- */
+
+#define CF_ADDR (CF_PARAMS | CF_8BIT)   /* MAIL, RCPT: a path and ESMTP parameters */
+
+static const struct cmd cmds[] = {
+    /*                   name        usage            flags, offered, check, run */
+    [SMTP_VERB_HELO] = { "HELO",     "HELO hostname", 0, NULL, check_helo, run_helo },
+    [SMTP_VERB_EHLO] = { "EHLO",     "EHLO hostname", 0, NULL, check_helo, run_helo },
+    [SMTP_VERB_MAIL] = { "MAIL",     NULL, CF_HELO | CF_NOTX | CF_AUTH | CF_ADDR,
+                         NULL, check_mail, run_mail },
+    [SMTP_VERB_RCPT] = { "RCPT",     NULL, CF_HELO | CF_TX | CF_ADDR,
+                         NULL, check_rcpt, run_rcpt },
+    [SMTP_VERB_DATA] = { "DATA",     "DATA", CF_NOARG | CF_HELO | CF_TX | CF_RCPT,
+                         NULL, check_data, run_data },
+    [SMTP_VERB_BDAT] = { "BDAT",     "BDAT size [LAST]",
+                         CF_HELO | CF_EHLO | CF_TX | CF_RCPT | CF_CHUNK,
+                         NULL, check_bdat, run_bdat },
+    [SMTP_VERB_RSET] = { "RSET",     "RSET", CF_NOARG, NULL, NULL, run_rset },
+    [SMTP_VERB_NOOP] = { "NOOP",     NULL, 0, NULL, NULL, run_noop },
+    [SMTP_VERB_QUIT] = { "QUIT",     NULL, 0, NULL, NULL, run_quit },
+    [SMTP_VERB_VRFY] = { "VRFY",     "VRFY address", CF_NEEDARG, NULL, NULL, run_vrfy },
+    [SMTP_VERB_EXPN] = { "EXPN",     "EXPN name", CF_NEEDARG, offered_expn, NULL, run_expn },
+    [SMTP_VERB_HELP] = { "HELP",     NULL, 0, NULL, NULL, run_help },
+    [SMTP_VERB_SEND] = { "SEND",     NULL, 0, NULL, NULL, run_not_implemented },
+    [SMTP_VERB_SOML] = { "SOML",     NULL, 0, NULL, NULL, run_not_implemented },
+    [SMTP_VERB_SAML] = { "SAML",     NULL, 0, NULL, NULL, run_not_implemented },
+    [SMTP_VERB_TURN] = { "TURN",     NULL, 0, NULL, NULL, run_not_implemented },
+    [SMTP_VERB_STARTTLS] = { "STARTTLS", "STARTTLS", CF_NOARG,
+                         NULL, check_starttls, run_starttls },
+    [SMTP_VERB_AUTH] = { "AUTH",     "AUTH mechanism [initial-response]",
+                         CF_EHLO | CF_NOAUTHED | CF_NOTX | CF_AUTHLINE,
+                         offered_auth, check_auth, run_auth },
+    [SMTP_VERB_ETRN] = { "ETRN",     "ETRN domain", CF_HELO | CF_NOTX,
+                         offered_etrn, check_etrn, run_etrn },
+    [SMTP_VERB_HTTP] = { "HTTP",     NULL, 0, NULL, NULL, run_http },
+};
+
+/* The table entry of a verb, or NULL for one we do not know. */
+static const struct cmd *cmd_find(enum smtp_verb v)
+{
+    if ((size_t)v >= sizeof cmds / sizeof cmds[0] || cmds[v].run == NULL)
+        return NULL;
+    return &cmds[v];
+}
+
+/*
+ * The state preconditions of every command, in one place: true when the flags allow it
+ * now, else false after the 503 5.5.1 reply (which counts as an error).
+ */
+static bool cmd_allowed(struct smtp_server *s, const struct cmd *cmd, struct srv_out *out)
+{
+    unsigned f = cmd->flags;
+    const char *why = NULL;
+    bool named = false;         /* the reply starts with the verb: "Error: BDAT requires ..." */
+    if ((f & CF_HELO) && s->state == SRV_INIT) {
+        why = "send HELO/EHLO first";
+    } else if ((f & CF_EHLO) && !s->esmtp) {
+        /* Past HELO, say which verb HELO does not allow; else ask for EHLO. */
+        named = f & CF_HELO;
+        why = named ? " requires EHLO" : "send EHLO first";
+    } else if ((f & CF_NOAUTHED) && s->auth_user[0]) {
+        why = "already authenticated";
+    } else if ((f & CF_NOTX) && s->tx) {
+        /* A second MAIL is "nested", the wording clients have always seen. */
+        named = cmd != &cmds[SMTP_VERB_MAIL];
+        why = named ? " not allowed during a mail transaction" : "nested MAIL command";
+    } else if ((f & CF_TX) && s->tx == NULL) {
+        why = "need MAIL command";
+    } else if ((f & CF_RCPT) && s->tx->nrcpt == 0) {
+        why = "need RCPT command";
+    }
+    if (why == NULL)
+        return true;
+    reply(s, out, 503, "5.5.1", "Error: %s%s", named ? cmd->name : "", why);
+    count_error(s, out);
+    return false;
+}
+
+/*
+ * Run one command through its table entry: offered? then the argument count, then the
+ * state preconditions, then the verb's check, then (submission) AUTH, then the verb.
+ */
+static void cmd_dispatch(struct smtp_server *s, const struct cmd *cmd, const struct smtp_cmd *c,
+    struct srv_out *out)
+{
+    struct cmd_args a;
+    a.cmd = cmd;
+    a.c = c;
+    if (cmd->offered && !cmd->offered(s, out))
+        return;
+    bool empty = arg_empty(c->arg, c->arglen);
+    if (((cmd->flags & CF_NOARG) && !empty) || ((cmd->flags & CF_NEEDARG) && empty)) {
+        syntax_error(s, &a, out);
+        return;
+    }
+    if (cmd->flags & CF_CHUNK) {
+        /* The check learns the chunk's size first: a refused chunk is still read, to stay
+         * in step with the client. */
+        if (!cmd->check(s, &a, out))
+            return;
+        if (!cmd_allowed(s, cmd, out)) {
+            chunk_skip(s, a.u.chunk.size);
+            return;
+        }
+    } else {
+        if (!cmd_allowed(s, cmd, out))
+            return;
+        if (cmd->check && !cmd->check(s, &a, out))
+            return;
+    }
+    /* After the arguments, so that a malformed command hears what is wrong with it. */
+    if ((cmd->flags & CF_AUTH) && s->require_auth && !s->auth_user[0]) {
+        error_reply(s, out, 530, "5.7.0", "Authentication required");
+        return;
+    }
+    cmd->run(s, &a, out);
+}
 
 void srv_feed_line(struct smtp_server *s, const char *line, size_t len, struct srv_out *out)
 {
@@ -1013,18 +1218,19 @@ void srv_feed_line(struct smtp_server *s, const char *line, size_t len, struct s
     }
     struct smtp_cmd c;
     smtp_parse_cmd(line, len, &c);
+    const struct cmd *cmd = cmd_find(c.verb);
+    unsigned f = cmd ? cmd->flags : 0;
     /* RFC 5321 4.5.3.1.4: 512 octets with CRLF; MAIL and RCPT may carry extension
      * parameters (RFC 5321 4.1.2), which we allow up to SMTP_CMDLINE_EXT_MAX. */
-    size_t max = (c.verb == SMTP_VERB_MAIL || c.verb == SMTP_VERB_RCPT) ?
-        SMTP_CMDLINE_EXT_MAX : c.verb == SMTP_VERB_AUTH ? SMTP_AUTHLINE_MAX : SMTP_CMDLINE_MAX;
+    size_t max = (f & CF_PARAMS) ? SMTP_CMDLINE_EXT_MAX :
+        (f & CF_AUTHLINE) ? SMTP_AUTHLINE_MAX : SMTP_CMDLINE_MAX;
     if (len + 2 > max) {
         error_reply(s, out, 500, "5.5.2", "Error: line too long");
         return;
     }
     /* Without SMTPUTF8 only ASCII is allowed on command lines (RFC 5321 2.4); the MAIL and
      * RCPT parsers give the precise 553 5.6.7 for addresses. */
-    if (c.verb != SMTP_VERB_MAIL && c.verb != SMTP_VERB_RCPT &&
-        !(s->tx && s->tx->smtputf8)) {
+    if (!(f & CF_8BIT) && !(s->tx && s->tx->smtputf8)) {
         for (size_t i = 0; i < len; i++) {
             if ((unsigned char)line[i] >= 0x80) {
                 error_reply(s, out, 500, "5.5.2", "Error: 8-bit characters in command");
@@ -1032,78 +1238,11 @@ void srv_feed_line(struct smtp_server *s, const char *line, size_t len, struct s
             }
         }
     }
-    switch (c.verb) {
-    case SMTP_VERB_HELO:
-        do_helo(s, &c, false, out);
-        break;
-    case SMTP_VERB_EHLO:
-        do_helo(s, &c, true, out);
-        break;
-    case SMTP_VERB_MAIL:
-        do_mail(s, &c, out);
-        break;
-    case SMTP_VERB_RCPT:
-        do_rcpt(s, &c, out);
-        break;
-    case SMTP_VERB_DATA:
-        do_data(s, &c, out);
-        break;
-    case SMTP_VERB_BDAT:
-        do_bdat(s, &c, out);
-        break;
-    case SMTP_VERB_RSET:
-        if (!arg_empty(c.arg, c.arglen)) {
-            error_reply(s, out, 501, "5.5.4", "Syntax: RSET");
-            break;
-        }
-        tx_reset(s);
-        reply(s, out, 250, "2.0.0", "Ok");
-        break;
-    case SMTP_VERB_NOOP:
-        reply(s, out, 250, "2.0.0", "Ok");
-        break;
-    case SMTP_VERB_QUIT:
-        reply(s, out, 221, "2.0.0", "%s closing connection", s->conf->hostname);
-        tx_reset(s);
-        srv_set_state(s, SRV_CLOSED);
-        out->act = SRV_ACT_CLOSE;
-        break;
-    case SMTP_VERB_VRFY:
-        do_vrfy(s, &c, out);
-        break;
-    case SMTP_VERB_EXPN:
-        do_expn(s, &c, out);
-        break;
-    case SMTP_VERB_HELP:
-        do_help(s, out);
-        break;
-    case SMTP_VERB_SEND:
-    case SMTP_VERB_SOML:
-    case SMTP_VERB_SAML:
-    case SMTP_VERB_TURN:
-        /* RFC 821 verbs that RFC 5321 dropped; TURN is unsafe over TCP (RFC 2821 4.1.1.10). */
-        error_reply(s, out, 502, "5.5.1", "Error: command not implemented");
-        break;
-    case SMTP_VERB_STARTTLS:
-        do_starttls(s, &c, out);
-        break;
-    case SMTP_VERB_AUTH:
-        do_auth(s, &c, out);
-        break;
-    case SMTP_VERB_ETRN:
-        do_etrn(s, &c, out);
-        break;
-    case SMTP_VERB_HTTP:
-        reply(s, out, 421, "4.7.0", "%s Error: this is an SMTP server, not HTTP",
-            s->conf->hostname);
-        srv_set_state(s, SRV_CLOSED);
-        out->act = SRV_ACT_CLOSE;
-        break;
-    case SMTP_VERB_UNKNOWN:
-    default:
+    if (cmd == NULL) {
         error_reply(s, out, 500, "5.5.1", "Error: command not recognized");
-        break;
+        return;
     }
+    cmd_dispatch(s, cmd, &c, out);
 }
 
 void srv_line_too_long(struct smtp_server *s, struct srv_out *out)

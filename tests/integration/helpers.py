@@ -298,6 +298,10 @@ class Postel:
         self.env = dict(env or {})
         self.host = "127.0.0.1"
         self.port = port or free_port()
+        # a port picked here may be taken by another process before posteld binds it: the
+        # first start then picks another (a restart keeps the port clients know)
+        self._port_picked = port is None
+        self._started_once = False
         self.spool = spool_dir or os.path.join(base_dir, "spool")
         self.mail = os.path.join(base_dir, "mail")
         self.config = os.path.join(base_dir, "postel.conf")
@@ -325,6 +329,23 @@ class Postel:
 
     # life cycle
     def start(self, timeout=10.0):
+        for attempt in range(3):
+            try:
+                return self._start(timeout)
+            except RuntimeError:
+                lost_race = "cannot listen on 127.0.0.1 port %d: Address already in use" % \
+                    self.port in self.log_since(self._log_mark)
+                if not lost_race or not self._port_picked or self._started_once or \
+                        attempt == 2:
+                    raise
+                old = "listen = 127.0.0.1:%d" % self.port
+                self.port = free_port()
+                with open(self.config) as f:
+                    text = f.read()
+                with open(self.config, "w") as f:
+                    f.write(text.replace(old, "listen = 127.0.0.1:%d" % self.port))
+
+    def _start(self, timeout):
         assert self.proc is None or self.proc.poll() is not None, "already running"
         self._log_mark = self._log_size()
         self._stopped = False
@@ -341,6 +362,7 @@ class Postel:
         if self.proc.poll() is not None or not ok:
             raise RuntimeError("posteld did not start (rc=%s):\n%s" %
                                (self.proc.poll(), self.log[-3000:]))
+        self._started_once = True
         return self
 
     @property

@@ -237,6 +237,15 @@ static int cmp_pref(const void *a, const void *b)
     return (int)x->pref - (int)y->pref;
 }
 
+/* No MX records: the domain itself is the implicit MX (RFC 5321 5.1); its address lookup
+ * follows a CNAME at the domain. */
+static void route_implicit(struct route *r)
+{
+    str_copy(r->hosts[0].name, sizeof r->hosts[0].name, r->domain);
+    r->nhosts = 1;
+    resolve_next_host(r);
+}
+
 static void on_mx(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
     (void)timeouts;
@@ -260,10 +269,7 @@ static void on_mx(void *arg, int status, int timeouts, unsigned char *abuf, int 
             status = pr;
     }
     if (status == ARES_ENODATA) {
-        /* No MX: the domain itself is the implicit MX (RFC 5321 5.1). */
-        str_copy(r->hosts[0].name, sizeof r->hosts[0].name, r->domain);
-        r->nhosts = 1;
-        resolve_next_host(r);
+        route_implicit(r);
         return;
     }
     if (status != ARES_SUCCESS) {
@@ -291,6 +297,11 @@ static void on_mx(void *arg, int status, int timeouts, unsigned char *abuf, int 
         char why[400];
         snprintf(why, sizeof why, "domain %s accepts no mail (null MX, RFC 7505)", r->domain);
         route_finish(r, MX_PERM, "5.1.10", why);
+        return;
+    }
+    if (n == 0) {
+        /* The answer held no MX record (a CNAME to a name that has none). */
+        route_implicit(r);
         return;
     }
     qsort(r->hosts, n, sizeof r->hosts[0], cmp_pref);

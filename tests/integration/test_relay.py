@@ -167,6 +167,20 @@ def test_cnames_are_followed(dns, sinks, mtas, domain):
     assert t.rcpt_lines == ["RCPT TO:<x@%s>" % domain]
 
 
+def test_implicit_mx_through_a_cname(dns, sinks, mtas):
+    """cnameimplicit.test is a CNAME of implicit.test, which has an address and no MX: the
+    MX answer holds the CNAME and no MX record, and the implicit MX is the address the
+    CNAME leads to (RFC 5321 5.1)."""
+    p = smtp_port([IP["implicit"]])
+    s = sinks(IP["implicit"], p)
+    m = sender(mtas, dns, p)
+    qid = inject(m, ALICE, ["x@cnameimplicit.test"], make_msg("cname-implicit"))
+    [t] = s.wait_accepted(1)
+    assert t.rcpt_lines == ["RCPT TO:<x@cnameimplicit.test>"]
+    assert m.wait_log(r"%s to=<x@cnameimplicit.test> relay=\S+\[%s\]" % (
+        qid, re.escape(IP["implicit"])))
+
+
 def test_each_address_of_a_host_is_tried(dns, sinks, mtas):
     """mx.v6.test has ::1 and 127.0.0.11; the first address tried (::1, preferred by the
     RFC 6724 order) answers 421, the next one takes the message."""

@@ -50,7 +50,11 @@ int smtp_parse_cmd(const char *line, size_t len, struct smtp_cmd *cmd)
         }
     }
 
-    size_t a = vlen < len ? vlen + 1 : len;
+    /* One or more SP between the verb and its argument (RFC 821 4.1.2, seed 003), as
+     * Postfix and sendmail accept. */
+    size_t a = vlen;
+    while (a < len && line[a] == ' ')
+        a++;
     size_t e = len;
     while (e > a && line[e - 1] == ' ')
         e--;

@@ -208,7 +208,8 @@ static void test_verbs_args(void **state)
     check_cmd("ehlo client.example  ", SMTP_VERB_EHLO, "client.example");
     check_cmd("MAIL FROM:<a@b.example> SIZE=10", SMTP_VERB_MAIL, "FROM:<a@b.example> SIZE=10");
     check_cmd("rcpt TO:<a@b.example>", SMTP_VERB_RCPT, "TO:<a@b.example>");
-    check_cmd("MAIL  FROM:<>", SMTP_VERB_MAIL, " FROM:<>");
+    check_cmd("MAIL  FROM:<>", SMTP_VERB_MAIL, "FROM:<>");
+    check_cmd("HELO   client.example", SMTP_VERB_HELO, "client.example");
     check_cmd("QUIT ", SMTP_VERB_QUIT, "");
     check_cmd("DATA  ", SMTP_VERB_DATA, "");
     check_cmd("DATA x", SMTP_VERB_DATA, "x");
@@ -235,11 +236,11 @@ static void test_verbs_args(void **state)
     assert_int_equal(c.arglen, 2);
     assert_memory_equal(c.arg, "\0x", 2);
 
-    /* arg points just after the verb's SP, and at the end without one */
+    /* arg points just after the SPs that follow the verb, and at the end without one */
     const char *line = "VRFY  bob ";
     assert_int_equal(smtp_parse_cmd(line, strlen(line), &c), 0);
-    assert_ptr_equal(c.arg, line + 5);
-    assert_int_equal(c.arglen, 4);
+    assert_ptr_equal(c.arg, line + 6);
+    assert_int_equal(c.arglen, 3);
     assert_int_equal(smtp_parse_cmd("RSET", 4, &c), 0);
     assert_int_equal(c.verb, SMTP_VERB_RSET);
     assert_int_equal(c.arglen, 0);

@@ -36,7 +36,7 @@ const char conf_default_text[] =
     "relay_networks =\n";
 
 enum ctype { CT_STR, CT_LISTEN, CT_LIST, CT_CIDRS, CT_SIZE, CT_COUNT, CT_TIME, CT_MS, CT_BOOL,
-    CT_LOOKUP, CT_TLS, CT_TLSMAP, CT_CRED };
+    CT_LOOKUP, CT_TLS, CT_TLSMAP, CT_CRED, CT_BARELF };
 
 #define CK_RESTART  0x1u    /* read only at start: a reload keeps the running value */
 #define CK_REQUIRED 0x2u    /* the value may not be empty */
@@ -114,6 +114,8 @@ static const struct ckey keys[] = {
         "connections per client address"),
     KEY("max_line_length", CT_COUNT, max_line_length, "998", 0,
         "message text line length, octets without CRLF"),
+    KEY("bare_lf", CT_BARELF, bare_lf, "normalize", 0,
+        "content lines ending in a bare LF: normalize (as CRLF) or reject (554 5.6.0)"),
     KEY("max_hops", CT_COUNT, max_hops, "50", 0,
         "Received headers after which a message is a mail loop (bounced 5.4.6)"),
     KEY("timeout_command", CT_TIME, timeout_command, "5m", 0, "waiting for a command"),
@@ -475,6 +477,7 @@ static void clear_value(struct conf *c, const struct ckey *k)
     case CT_BOOL:
     case CT_LOOKUP:
     case CT_TLS:
+    case CT_BARELF:
         break;
     }
 }
@@ -558,6 +561,16 @@ static int set_key(struct conf *c, const struct ckey *k, char *v, char *err, siz
             return -1;
         }
         return 0;
+    case CT_BARELF:
+        if (strcasecmp(v, "normalize") == 0) {
+            *(enum conf_bare_lf *)p = CONF_BARE_LF_NORMALIZE;
+        } else if (strcasecmp(v, "reject") == 0) {
+            *(enum conf_bare_lf *)p = CONF_BARE_LF_REJECT;
+        } else {
+            snprintf(err, errsz, "%s: want normalize or reject, not '%.40s'", k->name, v);
+            return -1;
+        }
+        return 0;
     case CT_TLSMAP:
         return parse_tls_map(v, (struct conf_tls_map *)p, err, errsz);
     case CT_CRED:
@@ -606,6 +619,10 @@ static void format_value(const struct conf *c, const struct ckey *k, struct buf 
     }
     case CT_TLS:
         buf_puts(b, conf_tls_name(*(const enum conf_tls *)p));
+        break;
+    case CT_BARELF:
+        buf_puts(b, *(const enum conf_bare_lf *)p == CONF_BARE_LF_REJECT ? "reject" :
+            "normalize");
         break;
     case CT_TLSMAP: {
         const struct conf_tls_map *m = (const struct conf_tls_map *)p;

@@ -24,6 +24,9 @@ struct aliases;
 #define CONF_MAX_ERRORS 100
 
 enum conf_lookup { CONF_LOOKUP_OFF, CONF_LOOKUP_ON };
+/* A message line that ends in a bare LF: stored as if it ended in CRLF, or the message is
+ * refused (554 5.6.0). The end of data is a real CRLF.CRLF either way. */
+enum conf_bare_lf { CONF_BARE_LF_NORMALIZE, CONF_BARE_LF_REJECT };
 
 /* Outbound TLS policy (tls_policy, tls_policy_map), weakest first. */
 enum conf_tls {
@@ -82,6 +85,7 @@ struct conf {
     size_t max_connections;             /* in total */
     size_t max_connections_per_ip;      /* per client address, untrusted clients */
     size_t max_line_length;             /* message text line, octets without CRLF */
+    enum conf_bare_lf bare_lf;          /* content lines ending in a bare LF */
     size_t max_hops;                    /* Received headers before a message is a loop */
     unsigned timeout_command;           /* seconds: waiting for a command */
     unsigned timeout_data;              /* seconds: waiting for DATA/BDAT content */

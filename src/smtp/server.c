@@ -514,6 +514,7 @@ static void content_done(struct smtp_server *s, struct srv_out *out)
     struct srv_tx *t = s->tx;
     unsigned f = t->dr.flags;
     const char *enh = NULL, *why = NULL;
+    char longline[128];
     int code = 554;
     if (t->store_failed) {
         /* Not the client's fault: it may try again later (RFC 5321 4.2.5). */
@@ -524,7 +525,10 @@ static void content_done(struct smtp_server *s, struct srv_out *out)
         code = 552;
         enh = "5.3.4";
         why = "Error: message exceeds fixed maximum message size";
-    } else if (f & (DATA_F_BARE_LF | DATA_F_BARE_CR)) {
+    } else if ((f & DATA_F_BARE_CR) ||
+        ((f & DATA_F_BARE_LF) && s->conf->bare_lf == CONF_BARE_LF_REJECT)) {
+        /* bare_lf = normalize (the default) keeps a line that ends in a bare LF as a line:
+         * only a real CRLF.CRLF ends the content, so nothing can end it early */
         enh = "5.6.0";
         why = "Error: bare CR or LF in message; lines must end with CRLF (RFC 5321 2.3.8)";
     } else if (f & DATA_F_NUL) {
@@ -532,7 +536,9 @@ static void content_done(struct smtp_server *s, struct srv_out *out)
         why = "Error: NUL character in message";
     } else if (f & DATA_F_LONG_LINE) {
         enh = "5.6.0";
-        why = "Error: message line longer than the limit (RFC 5322 2.1.1: 998 characters)";
+        snprintf(longline, sizeof longline, "Error: message line longer than the limit (%zu "
+            "characters; RFC 5322 2.1.1)", s->conf->max_line_length);
+        why = longline;
     }
     if (why) {
         bool spilled = t->spilled > 0;

@@ -203,39 +203,68 @@ SMUGGLE = ["\n.\n", "\r\n.\n", "\n.\r\n", "\r.\r", "\r\n.\r", "\r.\r\n", "\r\n.\
            "\n..\n", "\r\n\x00.\r\n"]
 
 
+@pytest.mark.parametrize("bare_lf", ["reject", "normalize"])
 @pytest.mark.parametrize("seq", SMUGGLE, ids=[repr(s) for s in SMUGGLE])
-def test_smtp_smuggling(server, seq):
+def test_smtp_smuggling(make_server, seq, bare_lf):
+    """No sequence but CRLF.CRLF ends the content, so no second message can start inside it.
+    With bare_lf = reject the message is refused; with normalize (the default) a sequence
+    whose only fault is a bare LF is part of the one message, delivered as such, and the
+    smuggled transaction never runs (bob gets nothing)."""
+    server = make_server(extra=["bare_lf = %s" % bare_lf])
     payload = ("Subject: legit\r\n\r\nlegit body" + seq +
                "MAIL FROM:<evil@example.org>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\n"
                "Subject: smuggled\r\n\r\nevil body\r\n.\r\n")
+    only_lf = "\r" not in seq.replace("\r\n", "") and "\x00" not in seq
     with server.client() as c:
         open_tx(c, rcpt="alice@localhost")
         c.send(payload)
         r = c.reply()
-        assert r.code == 554 and r.first.startswith("554 5.6.0"), (seq, r)
+        if bare_lf == "normalize" and only_lf:
+            assert r.code == 250, (seq, r)
+        else:
+            assert r.code == 554 and r.first.startswith("554 5.6.0"), (seq, r)
         # exactly one reply: nothing more is pending, and the next command is answered next
         assert c.no_reply(0.3)
         assert c.cmd("NOOP").first == "250 2.0.0 Ok"
         assert c.no_reply(0.1)
-    assert_nothing_delivered(server)
+    if bare_lf == "normalize" and only_lf:
+        [m] = server.maildir("alice", wait_for=1)
+        assert "legit body" in m.text and "evil body" in m.text
+        assert "MAIL FROM:<evil@example.org>" in m.text
+        assert server.settle()
+        assert server.maildir("bob") == []
+        assert len(server.maildir("alice")) == 1
+    else:
+        assert_nothing_delivered(server)
     assert "smuggled" not in server.log
     assert "evil@example.org" not in server.log
     server.healthy()
 
 
+@pytest.mark.parametrize("bare_lf", ["reject", "normalize"])
 @pytest.mark.parametrize("seq", ["\n.\n", "\r\n.\n", "\n.\r\n", "\r.\r"])
-def test_smtp_smuggling_pipelined_whole_session(server, seq):
-    """The smuggling attempt written in one go, with the EHLO and the outer envelope."""
+def test_smtp_smuggling_pipelined_whole_session(make_server, seq, bare_lf):
+    """The smuggling attempt written in one go, with the EHLO and the outer envelope: one
+    message at most (refused, or with bare_lf = normalize and only bare LFs, accepted whole),
+    never a second transaction."""
+    server = make_server(extra=["bare_lf = %s" % bare_lf])
     data = ("EHLO attacker.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<alice@localhost>\r\n"
             "DATA\r\nSubject: legit\r\n\r\nlegit" + seq +
             "MAIL FROM:<evil@example.org>\r\nRCPT TO:<bob@localhost>\r\nDATA\r\n"
             "Subject: smuggled\r\n\r\nevil\r\n.\r\nQUIT\r\n")
+    accepted = bare_lf == "normalize" and "\r" not in seq.replace("\r\n", "")
     with server.client() as c:
         c.send(data)
         rs = c.replies(6)
-        assert [r.code for r in rs] == [250, 250, 250, 354, 554, 221], rs
+        assert [r.code for r in rs] == [250, 250, 250, 354, 250 if accepted else 554, 221], rs
         assert c.wait_closed()
-    assert_nothing_delivered(server)
+    if accepted:
+        [m] = server.maildir("alice", wait_for=1)
+        assert "MAIL FROM:<evil@example.org>" in m.text
+        assert server.settle()
+        assert server.maildir("bob") == [] and len(server.maildir("alice")) == 1
+    else:
+        assert_nothing_delivered(server)
 
 
 def test_smuggling_like_content_that_is_legal(server):
@@ -521,6 +550,7 @@ def test_commands_after_quit_are_ignored(server):
         assert c.buf == b""
 
 
+@pytest.mark.postel_config("bare_lf = reject")
 def test_big_rejected_message_leaves_no_spool_file(server):
     """A message rejected at the end after part of it was spooled (bare LF early in 1 MB)."""
     with server.client(timeout=30) as c:

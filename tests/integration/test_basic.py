@@ -741,3 +741,31 @@ def test_builtin_config(tmp_path):
                 proc.kill()
                 proc.wait(5)
     assert proc.returncode == 0
+
+
+def test_curl_upload_of_a_file_with_unix_line_ends(server, tmp_path):
+    """curl --upload-file sends the file's LF line ends as they are: with bare_lf = normalize
+    (the default) the message is accepted and stored line by line."""
+    f = tmp_path / "mail.txt"
+    f.write_bytes(b"From: script@example.org\nTo: alice@localhost\nSubject: from curl\n\n"
+                  b"line one\n.dot line\nline three\n")
+    r = subprocess.run(["curl", "-sS", "--max-time", "20", "smtp://127.0.0.1:%d" % server.port,
+                        "--mail-from", "script@example.org", "--mail-rcpt", "alice@localhost",
+                        "--upload-file", str(f)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    [m] = server.maildir("alice", wait_for=1)
+    assert "Subject: from curl\n" in m.text
+    # curl ends the upload with CRLF.CRLF after the file's last LF: one empty line more
+    assert m.text.endswith("\n\nline one\n.dot line\nline three\n\n"), m.text
+
+
+@pytest.mark.postel_config("bare_lf = reject")
+def test_curl_upload_with_bare_lf_reject(server, tmp_path):
+    f = tmp_path / "mail.txt"
+    f.write_bytes(b"Subject: refused\n\nbody\n")
+    r = subprocess.run(["curl", "-sS", "--max-time", "20", "smtp://127.0.0.1:%d" % server.port,
+                        "--mail-from", "script@example.org", "--mail-rcpt", "alice@localhost",
+                        "--upload-file", str(f)], capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0, r.stderr        # curl reports the 554 after its data
+    assert server.settle()
+    assert server.maildir("alice") == []

@@ -430,6 +430,19 @@ def test_bdat_before_rcpt_discards_chunk(server, setup):
     assert server.all_mail() == {}
 
 
+def test_bdat_bare_lf_normalized(server):
+    """bare_lf = normalize (the default): a BDAT line ending in a bare LF is a line."""
+    with server.client() as c:
+        c.ehlo()
+        c.expect("MAIL FROM:<a@example.org>", 250)
+        c.expect("RCPT TO:<alice@localhost>", 250)
+        r = bdat(c, "Subject: bare lf ok\r\n\r\nline one\nline two\r\n", last=True)
+        assert r.code == 250, r
+    [m] = server.maildir("alice", wait_for=1)
+    assert m.text.endswith("\n\nline one\nline two\n"), m.text
+
+
+@pytest.mark.postel_config("bare_lf = reject")
 def test_bdat_bare_lf_rejected_at_last(server):
     with server.client() as c:
         c.ehlo()

@@ -20,7 +20,9 @@ SENDMAIL_LINKS ?= no
 FUZZ_SECONDS ?= 60
 
 PKGS     := libevent libevent_pthreads libevent_openssl libcares openssl
-CFLAGS   := -std=c11 -D_GNU_SOURCE -O2 -g -Isrc \
+# The version is CHANGES.md's top entry ("## 0.2 (unreleased)" gives 0.2): one place.
+VERSION  := $(shell sed -n 's/^\#\# \([0-9][0-9.]*\).*/\1/p' CHANGES.md | head -n 1)
+CFLAGS   := -std=c11 -D_GNU_SOURCE -O2 -g -Isrc -DPOSTEL_VERSION='"$(VERSION)"' \
             -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla -Wstrict-prototypes \
             -Wno-format-nonliteral $(EXTRA_CFLAGS)
 LDLIBS   := -lpthread -lcrypt
@@ -98,7 +100,8 @@ test: deps
 	@$(MAKE) --no-print-directory integration
 
 # libFuzzer needs clang; each target is linked with the library sources directly.
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer,address,undefined \
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -DPOSTEL_VERSION='"$(VERSION)"' \
+               -fsanitize=fuzzer,address,undefined \
                -fno-sanitize-recover=all
 fuzz-build: $(FUZZ_SRCS:tests/fuzz/%.c=build-fuzz/%)
 build-fuzz/%: tests/fuzz/%.c $(LIB_SRCS)

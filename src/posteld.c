@@ -1,11 +1,12 @@
 /*
  * posteld.c - the postel daemon: one process, one event loop.
  *
- * Usage: posteld [-f config] [-n] [-v]
+ * Usage: posteld [-f config] [-n] [-d | -s | -l file] [-v] | --help | -V
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -34,6 +35,10 @@
 #include "util/log.h"
 #include "util/str.h"
 #include "util/tpool.h"
+
+#ifndef POSTEL_VERSION
+#error "POSTEL_VERSION comes from the Makefile (CHANGES.md's top entry)"
+#endif
 
 struct daemon {
     struct event_base *base;
@@ -105,15 +110,31 @@ static void on_pickup_timer(evutil_socket_t fd, short what, void *arg)
     tpool_submit(dm->wq, &dm->pickup_job);
 }
 
-static void usage(void)
+static void usage(FILE *f, int status)
 {
-    fprintf(stderr, "usage: posteld [-f config] [-n] [-d] [-s] [-v]\n"
+    fprintf(f, "usage: posteld [-f config] [-n] [-d | -s | -l file] [-v]\n"
         "  -f FILE  configuration file (default: the built-in configuration)\n"
         "  -n       check the configuration, print the effective settings, exit\n"
         "  -d       log to stderr (the default)\n"
         "  -s       log to syslog (facility mail), as a service does\n"
-        "  -v       debug logging\n");
-    exit(64);
+        "  -l FILE  log to FILE (appended); SIGUSR1 opens it again after a rotation\n"
+        "  -v       debug logging\n"
+        "  -V, --version  print the version; -h, --help  this text\n"
+        "Signals: SIGHUP reloads the certificate and key, SIGUSR1 reopens the log file,\n"
+        "SIGTERM and SIGINT stop. See posteld(8).\n");
+    exit(status);
+}
+
+/* SIGUSR1: open the log file again (logrotate moved it). */
+static void on_sigusr1(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    (void)arg;
+    if (log_reopen() == -1)
+        log_warn("SIGUSR1: cannot reopen the log file; still writing the old one");
+    else
+        log_info("SIGUSR1: log file reopened");
 }
 
 static void raise_fd_limit(const struct conf *c)
@@ -397,21 +418,31 @@ static void warn_log(void *arg, const char *text)
 
 int main(int argc, char **argv)
 {
-    const char *file = NULL;
+    const char *file = NULL, *logfile = NULL;
     bool check = false, debug = false, use_syslog = false;
     int ch;
-    while ((ch = getopt(argc, argv, "f:ndsv")) != -1) {
+    static const struct option longopts[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    while ((ch = getopt_long(argc, argv, "f:ndsl:vVh", longopts, NULL)) != -1) {
         switch (ch) {
         case 'f': file = optarg; break;
         case 'n': check = true; break;
-        case 'd': use_syslog = false; break;
-        case 's': use_syslog = true; break;
+        case 'd': use_syslog = false; logfile = NULL; break;
+        case 's': use_syslog = true; logfile = NULL; break;
+        case 'l': logfile = optarg; use_syslog = false; break;
         case 'v': debug = true; break;
-        default: usage();
+        case 'V':
+            printf("posteld %s\n", POSTEL_VERSION);
+            return 0;
+        case 'h': usage(stdout, 0); break;
+        default: usage(stderr, 64);
         }
     }
     if (optind != argc)
-        usage();
+        usage(stderr, 64);
     char err[1024];
     struct conf *conf = file ? conf_load(file, err, sizeof err) :
         conf_parse(conf_default_text, strlen(conf_default_text), "(built-in)", err,
@@ -428,6 +459,10 @@ int main(int argc, char **argv)
         return 0;
     }
     log_init("posteld", use_syslog, debug || conf->log_debug ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+    if (logfile && log_open_file(logfile) == -1) {
+        fprintf(stderr, "posteld: cannot open the log file %s: %s\n", logfile, strerror(errno));
+        return 73;      /* EX_CANTCREAT */
+    }
     conf_warnings(conf, warn_log, NULL);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(conf);
@@ -496,6 +531,8 @@ int main(int argc, char **argv)
     }
     struct event *sighup = evsignal_new(dm.base, SIGHUP, on_sighup, &dm);
     event_add(sighup, NULL);
+    struct event *sigusr1 = evsignal_new(dm.base, SIGUSR1, on_sigusr1, NULL);
+    event_add(sigusr1, NULL);
     struct event *sigterm = evsignal_new(dm.base, SIGTERM, on_signal, &dm);
     struct event *sigint = evsignal_new(dm.base, SIGINT, on_signal, &dm);
     event_add(sigterm, NULL);
@@ -521,6 +558,7 @@ int main(int argc, char **argv)
     event_free(sigterm);
     event_free(sigint);
     event_free(sighup);
+    event_free(sigusr1);
     auth_db_free(authdb);
     auth_senders_free(senders);
     if (client_tls)

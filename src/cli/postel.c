@@ -26,7 +26,9 @@
 #include "conf/conf.h"
 #include "policy/auth.h"
 
-#define POSTEL_VERSION "0.1"
+#ifndef POSTEL_VERSION
+#error "POSTEL_VERSION comes from the Makefile (CHANGES.md's top entry)"
+#endif
 
 static void usage(FILE *f);
 

@@ -449,7 +449,7 @@ static void req_status(struct creq *r, const char *arg, const char *rest, size_t
     (void)restlen;
     struct control *ctl = r->ctl;
     time_t now = time(NULL);
-    line(r, "version 0.1");
+    line(r, "version " POSTEL_VERSION);
     line(r, "uptime %lld", (long long)(now - ctl->d.started));
     line(r, "sessions %zu", smtpd_sessions(ctl->d.smtpd));
     line(r, "queue %zu", qmgr_count(ctl->d.qmgr));

@@ -1,10 +1,12 @@
 /*
- * util/log.c - event log to stderr or syslog. Safe to call from worker threads:
- * each line is formatted first and written with one call.
+ * util/log.c - event log to stderr, a file or syslog. Safe to call from worker threads:
+ * each line is formatted first and written with one call. A log file is reopened in place
+ * (dup2 onto the same descriptor), so threads writing at that moment never see a closed one.
  */
 #include "util/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +20,8 @@
 static const char *log_prog = "postel";
 static bool log_syslog;
 static enum log_level log_level = LOG_LVL_INFO;
+static int log_fd = STDERR_FILENO;
+static char *log_path;          /* the file, for log_reopen(); NULL: stderr or syslog */
 
 void log_init(const char *prog, bool use_syslog, enum log_level level)
 {
@@ -26,6 +30,39 @@ void log_init(const char *prog, bool use_syslog, enum log_level level)
     log_level = level;
     if (use_syslog)
         openlog(prog, LOG_PID | LOG_NDELAY, LOG_MAIL);
+}
+
+int log_open_file(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+    if (fd == -1)
+        return -1;
+    char *p = strdup(path);
+    if (p == NULL) {
+        close(fd);
+        errno = ENOMEM;
+        return -1;
+    }
+    free(log_path);
+    log_path = p;
+    log_syslog = false;
+    log_fd = fd;
+    return 0;
+}
+
+int log_reopen(void)
+{
+    if (log_path == NULL)
+        return 0;
+    int fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+    if (fd == -1)
+        return -1;
+    /* the same descriptor number now names the new file: no writer sees it closed */
+    int r = dup2(fd, log_fd);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return r == -1 ? -1 : 0;
 }
 
 enum log_level log_get_level(void)
@@ -79,7 +116,7 @@ static void log_emit(enum log_level lvl, const char *fmt, va_list ap, const char
     size_t len = (size_t)m < sizeof line ? (size_t)m : sizeof line - 1;
     if (len > 0 && line[len - 1] != '\n')
         line[len - 1] = '\n';
-    ssize_t w = write(STDERR_FILENO, line, len);
+    ssize_t w = write(log_fd, line, len);
     (void)w;
 }
 

@@ -16,6 +16,12 @@ enum log_level { LOG_LVL_ERR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 void log_init(const char *prog, bool use_syslog, enum log_level level);
 /* Current verbosity. */
 enum log_level log_get_level(void);
+/* Log to the file at path from now on (appended; created 0640 if missing), instead of
+ * stderr or syslog. Returns 0, or -1 with errno. */
+int log_open_file(const char *path);
+/* Open the log file again under its name (after logrotate moved it; SIGUSR1). Returns 0
+ * (also when logging does not go to a file), or -1 with errno: the old file stays in use. */
+int log_reopen(void);
 
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

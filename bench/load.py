@@ -40,6 +40,7 @@ Python 3 standard library only; reads /proc.  Every loop is bounded in time.
 import argparse
 import json
 import os
+import shutil
 import resource
 import signal
 import statistics
@@ -416,6 +417,86 @@ def cmd_fsync(a):
     return 0
 
 
+def cmd_ceilings(a):
+    """This machine's physical limits for a spool, each measured for a bounded time:
+    durable appends/s (2 KiB write + fdatasync to one file) by 1 and by 8 threads, durable
+    file creates/s (create, write, fsync, rename) by 1 and 8 threads, and the same with the
+    directory fsync too. Prints "name value" lines."""
+    import threading
+    d = os.path.join(a.dir, "ceilings")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    data = b"x" * 2048
+
+    def run(threads, seconds, fn):
+        count = [0] * threads
+        stop = time.monotonic() + seconds
+
+        def worker(k):
+            i = 0
+            while time.monotonic() < stop and i < 200000:
+                fn(k, i)
+                i += 1
+            count[k] = i
+        ts = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
+        t0 = time.monotonic()
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        return sum(count) / (time.monotonic() - t0)
+
+    def append_fn():
+        fds = {}
+
+        def fn(k, i):
+            fd = fds.get(k)
+            if fd is None:
+                fd = fds[k] = os.open(os.path.join(d, "append-%d" % k),
+                                      os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            os.write(fd, data)
+            os.fdatasync(fd)
+        return fn, fds
+
+    def create_fn(dirsync):
+        dfds = {}
+
+        def fn(k, i):
+            sub = os.path.join(d, "c%d" % k)
+            if k not in dfds:
+                os.makedirs(os.path.join(sub, "tmp"), exist_ok=True)
+                os.makedirs(os.path.join(sub, "new"), exist_ok=True)
+                dfds[k] = os.open(os.path.join(sub, "new"), os.O_RDONLY | os.O_DIRECTORY)
+            p = os.path.join(sub, "tmp", str(i))
+            fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.write(fd, data)
+            os.fsync(fd)
+            os.close(fd)
+            os.rename(p, os.path.join(sub, "new", "%d.%d" % (i, dirsync)))
+            if dirsync:
+                os.fsync(dfds[k])
+        return fn, dfds
+
+    out = []
+    for threads in (1, 8):
+        fn, fds = append_fn()
+        out.append(("append_%d" % threads, run(threads, a.seconds, fn)))
+        for fd in fds.values():
+            os.close(fd)
+        for dirsync in (False, True):
+            fn, dfds = create_fn(dirsync)
+            out.append(("create%s_%d" % ("_dirsync" if dirsync else "", threads),
+                        run(threads, a.seconds, fn)))
+            for fd in dfds.values():
+                os.close(fd)
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+    shutil.rmtree(d, ignore_errors=True)
+    for name, v in out:
+        print("%s %.0f" % (name, v))
+    return 0
+
+
 def cmd_listening(a):
     want = ":%04X" % a.port
     stop = time.monotonic() + min(a.timeout, 30)
@@ -648,6 +729,26 @@ def cmd_summary(a):
         print("            relayed rate at %d sessions %s; CPU per relayed message %s"
               % (rsess, ratio(rm("postel", "del_rate"), rm("postfix", "del_rate")),
                  ratio(rm("postel", "cpu_per_k"), rm("postfix", "cpu_per_k"))))
+    if "ceil_create_dirsync_8" in facts:
+        print()
+        print("  this machine's ceilings (durable 2 KiB operations per second, 1 / 8 threads):")
+        print("    appends + fdatasync %.0f / %.0f; file creates + fsync %.0f / %.0f; with the "
+              "directory fsync too %.0f / %.0f"
+              % (facts["ceil_append_1"], facts["ceil_append_8"], facts["ceil_create_1"],
+                 facts["ceil_create_8"], facts["ceil_create_dirsync_1"],
+                 facts["ceil_create_dirsync_8"]))
+        if "ceil_sink" in facts:
+            print("    no-disk SMTP sink (smtp-source -> smtp-sink, 20 sessions): %.0f msg/s"
+                  % facts["ceil_sink"])
+        for s in (20, 100):
+            d = m("postel", s, "del_rate")
+            if d:
+                print("    postel delivered at %d sessions: %.0f msg/s = %.2f x durable creates "
+                      "(8 threads), %.2f x durable appends (8 threads)%s"
+                      % (s, d, d / max(1, facts["ceil_create_8"]),
+                         d / max(1, facts["ceil_append_8"]),
+                         ", %.2f x the no-disk sink" % (d / facts["ceil_sink"])
+                         if facts.get("ceil_sink") else ""))
     noisy = [r for r in runs if r["other_pct"] >= 25]
     if facts.get("bg_busy", 0) >= 20 or noisy:
         print()
@@ -708,6 +809,9 @@ def main():
     f = sub.add_parser("fsync")
     f.add_argument("dir")
     f.add_argument("--n", type=int, default=200)
+    ce = sub.add_parser("ceilings")
+    ce.add_argument("dir")
+    ce.add_argument("--seconds", type=float, default=2.0)
     mm = sub.add_parser("mem")
     mm.add_argument("--pid", type=int, required=True)
     rc = sub.add_parser("record")
@@ -725,6 +829,8 @@ def main():
         return cmd_run(a)
     if a.cmd == "fsync":
         return cmd_fsync(a)
+    if a.cmd == "ceilings":
+        return cmd_ceilings(a)
     if a.cmd == "mem":
         print("%d %d %d" % mem_kib(a.pid))
         return 0

@@ -196,10 +196,21 @@ MAIN=$$
 ) </dev/null >/dev/null &
 WATCHDOG=$!
 
+# fsync is a no-op on tmpfs and overlay-like file systems: the figures would mean nothing.
+FSTYPE=$(stat -f -c %T "$WORK")
+case "$FSTYPE" in
+tmpfs|ramfs|overlayfs|overlay|fuseblk|fuse*)
+    say "bench: REFUSED: the work directory $WORK is on $FSTYPE, where fsync proves nothing;"
+    say "       set TMPDIR to a directory on a real disk (ext4, xfs, btrfs), or BENCH_ANY_FS=1"
+    [ "${BENCH_ANY_FS:-0}" = 1 ] || exit 2
+    say "       BENCH_ANY_FS=1: going on; the durable figures below are NOT durable";;
+esac
 BG=$($PY "$B/load.py" busy --seconds 2)
 record bg_busy "${BG:-0}"
 set -- $($PY "$B/load.py" fsync "$WORK")
 record fsync_ms "${1:-0}" fsync_cpu_ms "${3:-0}" nosync_cpu_ms "${4:-0}"
+# The machine's ceilings for a spool: durable appends and creates per second.
+record $($PY "$B/load.py" ceilings "$WORK" --seconds 2 | awk '{ printf "ceil_%s %s ", $1, $2 }')
 REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "?")
 git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null || REV="$REV + uncommitted changes"
 say "postel benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -384,6 +395,14 @@ if [ "$NRELAY" -gt 0 ]; then
     if ! $PY "$B/load.py" listening "$SINKPORT" --timeout 5 || ! kill -0 "$SINK" 2>/dev/null; then
         broke "smtp-sink did not start on 127.0.0.1:$SINKPORT: $(head -3 "$WORK/sink.err")"
         stop_sink
+    fi
+    # The ceiling of the relay figure: smtp-source straight into smtp-sink, no disk.
+    if [ -n "$SINK" ] && $PY "$B/load.py" run --port "$SINKPORT" --to bob@relay.test \
+            --from alice@bench.test --sink-out "$WORK/sink.out" --sink-pid "$SINK" \
+            --sink-port "$SINKPORT" --pid "$SINK" --sessions $RSESS --count "$NRELAY" \
+            --timeout $RUN_TIMEOUT --label sink --out "$WORK/sink.jsonl" >/dev/null; then
+        record ceil_sink "$($PY -c 'import json, sys
+print([json.loads(l) for l in open(sys.argv[1])][-1]["del_rate"])' "$WORK/sink.jsonl")"
     fi
     RPD=""
     if [ -n "$SINK" ] && start_posteld relay "$PDIR/relay.conf"; then

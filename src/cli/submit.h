@@ -2,12 +2,13 @@
  * cli/submit.h - hand a message to posteld: SMTP over the control socket, or the drop
  *        directory when no daemon answers.
  *
- * Owns:  the client side of the submission dialogue (EHLO, MAIL with SIZE, BODY, SMTPUTF8,
- *        RET and ENVID, RCPT with NOTIFY, DATA, QUIT), the exit status for each kind of
- *        refusal, and writing <spool_dir>/maildrop/ files (tmp name, fsync, rename).
- * Never: parses or rewrites the message: it sends the text it is given.
- * Limits: each reply line at most CTL_LINE_MAX; replies are waited for SUBMIT_TIMEOUT
- *        seconds (SUBMIT_TIMEOUT_DOT after the final dot).
+ * Owns:  the submission's envelope as the SMTP client machine takes it (SIZE, BODY,
+ *        SMTPUTF8, RET, ENVID, NOTIFY), the policy that a deferred recipient abandons the
+ *        message, and the exit status and text for each kind of refusal.
+ * Never: parses replies, builds commands or dot-stuffs: the dialogue is smtp/client.c's,
+ *        run by cli/smtpdrive.c; never writes maildrop files itself (queue/maildrop.h).
+ *        Never parses or rewrites the message: it sends the text it is given.
+ * Limits: replies as smtp/reply.h, waited for as long as cli_timeout() says.
  */
 #ifndef POSTEL_CLI_SUBMIT_H
 #define POSTEL_CLI_SUBMIT_H
@@ -15,9 +16,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
-
-#define SUBMIT_TIMEOUT     300
-#define SUBMIT_TIMEOUT_DOT 600
 
 struct conf;
 

@@ -8,12 +8,9 @@
 #include "cli/submit.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <sys/stat.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,11 +20,9 @@
 #include "conf/conf.h"
 #include "deliver/local.h"
 #include "queue/envelope.h"
-#include "queue/spool.h"
+#include "queue/maildrop.h"
 #include "smtp/client.h"
 #include "smtp/parse.h"
-#include "util/buf.h"
-#include "util/fsx.h"
 #include "util/str.h"
 #include "util/xmalloc.h"
 
@@ -271,40 +266,12 @@ int submit_smtp(const char *path, const struct submit_msg *m, FILE *err,
     return res->status;
 }
 
-/* A random 32-bit number for a temporary file name. */
-static unsigned rand32(void)
-{
-    unsigned v;
-    if (getrandom(&v, sizeof v, GRND_NONBLOCK) != (ssize_t)sizeof v)
-        v = (unsigned)time(NULL) ^ (unsigned)getpid() << 16;
-    return v;
-}
-
-static int write_file(int fd, const struct buf *head, const struct submit_msg *m)
-{
-    if (fsx_write_all(fd, head->p, head->len) == -1 || fsx_write_all(fd, m->text, m->len) == -1)
-        return -1;
-    return fsync(fd);
-}
-
 int submit_maildrop(const struct conf *c, const struct submit_msg *m,
     struct submit_result *res)
 {
     memset(res, 0, sizeof *res);
-    char dir[4096];
-    if (snprintf(dir, sizeof dir, "%s/maildrop", c->spool_dir) >= (int)sizeof dir) {
-        snprintf(res->why, sizeof res->why, "spool_dir too long");
-        return res->status = EX_CONFIG;
-    }
-    if (mkdir(dir, 01733) == 0) {
-        (void)chmod(dir, 01733);        /* the mode posteld gives it: drop, but not list */
-    } else if (errno == ENOENT) {
-        if (fsx_mkdirs(c->spool_dir, 0700) == 0 && mkdir(dir, 01733) == 0)
-            (void)chmod(dir, 01733);
-    }
     struct env_msg env;
     memset(&env, 0, sizeof env);
-    spool_new_id(env.id, sizeof env.id);
     env.arrival = time(NULL);
     env.sender = (char *)m->sender;
     env.envid = (char *)m->envid;
@@ -316,72 +283,29 @@ int submit_maildrop(const struct conf *c, const struct submit_msg *m,
     struct passwd *pw = getpwuid(getuid());
     snprintf(user, sizeof user, "%.60s (uid %u)", pw ? pw->pw_name : "?", (unsigned)getuid());
     env.user = user;
+    env.rcpts = xcalloc(m->nrcpt ? m->nrcpt : 1, sizeof *env.rcpts);
     for (size_t i = 0; i < m->nrcpt; i++) {
-        env.rcpts = realloc(env.rcpts, (i + 1) * sizeof *env.rcpts);
-        if (env.rcpts == NULL)
-            abort();
-        memset(&env.rcpts[i], 0, sizeof env.rcpts[i]);
         env.rcpts[i].addr = (char *)m->rcpts[i];
         env.rcpts[i].local = local_addr_is_local(c, m->rcpts[i]);
         env.rcpts[i].notify = m->notify;
-        env.nrcpt = i + 1;
     }
-    struct buf head;
-    buf_init(&head, 0);
-    int enc = env_encode(&env, &head);
+    env.nrcpt = m->nrcpt;
+    int r = maildrop_write(c->spool_dir, &env, m->text, m->len, res->why, sizeof res->why);
+    int e = errno;
     free(env.rcpts);
-    if (enc == -1) {
-        buf_free(&head);
-        snprintf(res->why, sizeof res->why, "cannot encode the envelope");
-        return res->status = EX_SOFTWARE;
-    }
-    char tmp[4200], final[4200];
-    int fd = -1;
-    for (int tries = 0; fd == -1 && tries < 5; tries++) {
-        snprintf(tmp, sizeof tmp, "%s/.tmp.%ld.%08x", dir, (long)getpid(), rand32());
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        if (fd == -1 && errno != EEXIST)
-            break;
-    }
-    /* The daemon may run as its own user: it must be able to read the file. The drop
-     * directory (mode 1733) cannot be listed, so other users cannot find it. */
-    if (fd != -1 && fchmod(fd, 0644) == -1) {
-        close(fd);
-        unlink(tmp);
-        fd = -1;
-    }
-    if (fd == -1) {
-        int e = errno;
-        snprintf(res->why, sizeof res->why, "cannot create a file in %s: %s", dir,
-            strerror(e));
-        buf_free(&head);
+    switch (r) {
+    case 0:
+        str_copy(res->id, sizeof res->id, env.id);
+        res->accepted = m->nrcpt;
+        return res->status = EX_OK;
+    case MAILDROP_ECREATE:
+        if (e == ENAMETOOLONG)
+            return res->status = EX_CONFIG;
         return res->status = e == ENOSPC || e == EDQUOT || e == EIO ? EX_TEMPFAIL :
             EX_CANTCREAT;
-    }
-    snprintf(final, sizeof final, "%s/%s", dir, env.id);
-    int r = write_file(fd, &head, m);
-    int e = errno;
-    buf_free(&head);
-    if (close(fd) == -1 && r == 0) {
-        r = -1;
-        e = errno;
-    }
-    if (r == 0 && rename(tmp, final) == -1) {
-        r = -1;
-        e = errno;
-    }
-    if (r == -1) {
-        unlink(tmp);
-        snprintf(res->why, sizeof res->why, "cannot write %s: %s", tmp, strerror(e));
+    case MAILDROP_EENCODE:
+        return res->status = EX_SOFTWARE;
+    default:
         return res->status = EX_TEMPFAIL;
     }
-    /* Make the rename durable; the directory may not be readable by us (mode 1733). */
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd != -1) {
-        (void)fsync(dfd);
-        close(dfd);
-    }
-    str_copy(res->id, sizeof res->id, env.id);
-    res->accepted = m->nrcpt;
-    return res->status = EX_OK;
 }

@@ -54,10 +54,9 @@ int submit_smtp(const char *path, const struct submit_msg *m, FILE *err,
     struct submit_result *res);
 
 /*
- * Write m into <spool_dir>/maildrop/ (created with mode 1733 when missing): an envelope
- * head (queue/envelope.h) and the text, as ".tmp.<pid>.<random>", fsync, then renamed to
- * its queue id. c gives the spool and the local domains. Returns res->status (EX_OK, or
- * EX_TEMPFAIL / EX_CANTCREAT with res->why).
+ * Leave m in <spool_dir>/maildrop/ with maildrop_write() (queue/maildrop.h has the
+ * format); c gives the spool and the local domains. res->id gets the file's name.
+ * Returns res->status (EX_OK, or EX_TEMPFAIL / EX_CANTCREAT / EX_CONFIG with res->why).
  */
 int submit_maildrop(const struct conf *c, const struct submit_msg *m,
     struct submit_result *res);

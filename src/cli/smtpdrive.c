@@ -170,12 +170,23 @@ static void fail(struct run *r, struct cli_out *out)
     cli_fail(r->c, why, detail, out);
 }
 
+static bool has_8bit(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)p[i] >= 0x80)
+            return true;
+    }
+    return false;
+}
+
 /* CLI_ACT_SEND_BODY: the content in the machine's DATA form, then cli_body_sent(). */
 static void send_body(struct run *r, const char *text, size_t n, struct cli_out *out)
 {
     struct smtpdrive *d = r->d;
 
-    if (cli_needs_7bit(r->c)) {
+    if (cli_needs_7bit(r->c) && has_8bit(text, n)) {
+        /* declared 8-bit but plain ASCII needs no conversion; real 8-bit content does,
+         * and that is not ours to do */
         set_err(r, SMTPDRIVE_LOCAL, "the server does not take 8-bit content");
         fail(r, out);
         return;

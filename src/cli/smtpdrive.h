@@ -27,7 +27,8 @@ enum smtpdrive_err {
     SMTPDRIVE_PROTOCOL,         /* the server's output is not SMTP replies */
     SMTPDRIVE_READ,             /* read() failed (errno in sys_errno) */
     SMTPDRIVE_WRITE,            /* write() failed (errno in sys_errno) */
-    SMTPDRIVE_LOCAL             /* our side: no 7-bit form, or TLS asked for */
+    SMTPDRIVE_LOCAL             /* our side: 8-bit content for a server without 8BITMIME
+                                   (converting is not done here), or TLS asked for */
 };
 
 struct smtpdrive {

@@ -305,6 +305,40 @@ static void test_split_reply_and_quiet_quit(void **state)
     cli_free(&x.cli);
 }
 
+/* A server without 8BITMIME: text declared 8-bit but plain ASCII goes as it is; real
+ * 8-bit content is not converted here, so the session fails before any content. */
+static void test_no_8bitmime(void **state)
+{
+    (void)state;
+    static const struct step script[] = {
+        { NULL, "220 mx.test\r\n" },
+        { "EHLO client.test\r\n", "250 mx.test\r\n" },
+        { "MAIL FROM:<a@b.test>\r\n", "250 ok\r\n" },
+        { "RCPT TO:<x@y.test>\r\n", "250 ok\r\n" },
+        { "DATA\r\n", "354 go\r\n" },
+        { "\r\n.\r\n", "250 ok\r\n" },
+        { "QUIT\r\n", "221 bye\r\n" },
+        { NULL, NULL }
+    };
+    struct cli_msg m = { .sender = "a@b.test", .rcpts = RCPTS, .nrcpt = 1, .size = 7,
+        .eightbit = true };
+    struct session x;
+    start(&x, script, false);
+    assert_int_equal(run(&x, &m, "ascii\n"), 0);
+    assert_non_null(strstr(x.srv.got, "DATA\r\nascii\r\n.\r\nQUIT\r\n"));
+    cli_free(&x.cli);
+
+    start(&x, script, false);
+    assert_int_equal(run(&x, &m, "gr\xc3\xbc\xc3\x9f\n"), -1);
+    assert_int_equal(x.d.err, SMTPDRIVE_LOCAL);
+    assert_int_equal(x.d.err_state, CLI_S_BODY);
+    assert_null(strstr(x.srv.got, "gr"));
+    size_t n;
+    const struct cli_result *cr = cli_results(&x.cli, &n);
+    assert_int_equal(cr[0].kind, CLI_R_TEMP);
+    cli_free(&x.cli);
+}
+
 static void test_body_form(void **state)
 {
     (void)state;
@@ -336,6 +370,7 @@ int main(void)
         cmocka_unit_test(test_closed_after_ehlo),
         cmocka_unit_test(test_not_smtp),
         cmocka_unit_test(test_split_reply_and_quiet_quit),
+        cmocka_unit_test(test_no_8bitmime),
         cmocka_unit_test(test_body_form),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,12 +2,13 @@
  * cli/submit.h - hand a message to posteld: SMTP over the control socket, or the drop
  *        directory when no daemon answers.
  *
- * Owns:  the client side of the submission dialogue (EHLO, MAIL with SIZE, BODY, SMTPUTF8,
- *        RET and ENVID, RCPT with NOTIFY, DATA, QUIT), the exit status for each kind of
- *        refusal, and writing <spool_dir>/maildrop/ files (tmp name, fsync, rename).
- * Never: parses or rewrites the message: it sends the text it is given.
- * Limits: each reply line at most CTL_LINE_MAX; replies are waited for SUBMIT_TIMEOUT
- *        seconds (SUBMIT_TIMEOUT_DOT after the final dot).
+ * Owns:  the submission's envelope as the SMTP client machine takes it (SIZE, BODY,
+ *        SMTPUTF8, RET, ENVID, NOTIFY), the policy that a deferred recipient abandons the
+ *        message, and the exit status and text for each kind of refusal.
+ * Never: parses replies, builds commands or dot-stuffs: the dialogue is smtp/client.c's,
+ *        run by cli/smtpdrive.c; never writes maildrop files itself (queue/maildrop.h).
+ *        Never parses or rewrites the message: it sends the text it is given.
+ * Limits: replies as smtp/reply.h, waited for as long as cli_timeout() says.
  */
 #ifndef POSTEL_CLI_SUBMIT_H
 #define POSTEL_CLI_SUBMIT_H
@@ -15,9 +16,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
-
-#define SUBMIT_TIMEOUT     300
-#define SUBMIT_TIMEOUT_DOT 600
 
 struct conf;
 
@@ -56,10 +54,9 @@ int submit_smtp(const char *path, const struct submit_msg *m, FILE *err,
     struct submit_result *res);
 
 /*
- * Write m into <spool_dir>/maildrop/ (created with mode 1733 when missing): an envelope
- * head (queue/envelope.h) and the text, as ".tmp.<pid>.<random>", fsync, then renamed to
- * its queue id. c gives the spool and the local domains. Returns res->status (EX_OK, or
- * EX_TEMPFAIL / EX_CANTCREAT with res->why).
+ * Leave m in <spool_dir>/maildrop/ with maildrop_write() (queue/maildrop.h has the
+ * format); c gives the spool and the local domains. res->id gets the file's name.
+ * Returns res->status (EX_OK, or EX_TEMPFAIL / EX_CANTCREAT / EX_CONFIG with res->why).
  */
 int submit_maildrop(const struct conf *c, const struct submit_msg *m,
     struct submit_result *res);

@@ -10,8 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/fsx.h"
@@ -82,14 +84,13 @@ int spool_append(struct spool *sp, const char *id, int *fd, const void *p, size_
     return fsx_write_all(*fd, p, n);
 }
 
-int spool_commit(struct spool *sp, const char *id, int fd)
+int spool_commit_file(int fd, const char *from, const char *to, const char *todir,
+    bool todir_may_be_closed)
 {
-    char from[4096], to[4096];
-    file_path(from, sizeof from, sp->incoming, id, "");
-    file_path(to, sizeof to, sp->queue, id, "");
     if (fdatasync(fd) == -1) {
         int e = errno;
-        spool_discard(sp, id, fd);
+        close(fd);
+        unlink(from);
         errno = e;
         return -1;
     }
@@ -100,7 +101,7 @@ int spool_commit(struct spool *sp, const char *id, int fd)
         errno = e;
         return -1;
     }
-    if (fsx_dirsync(sp->queue) == -1) {
+    if (fsx_dirsync(todir) == -1 && !(todir_may_be_closed && errno == EACCES)) {
         /* Not known to be durable: do not acknowledge, and do not deliver either. */
         int e = errno;
         unlink(to);
@@ -108,6 +109,46 @@ int spool_commit(struct spool *sp, const char *id, int fd)
         return -1;
     }
     return 0;
+}
+
+int spool_commit(struct spool *sp, const char *id, int fd)
+{
+    char from[4096], to[4096];
+    file_path(from, sizeof from, sp->incoming, id, "");
+    file_path(to, sizeof to, sp->queue, id, "");
+    return spool_commit_file(fd, from, to, sp->queue, false);
+}
+
+/* A random 32-bit number for a temporary file name. */
+static unsigned rand32(void)
+{
+    unsigned v;
+    if (getrandom(&v, sizeof v, GRND_NONBLOCK) != (ssize_t)sizeof v)
+        v = (unsigned)time(NULL) ^ (unsigned)getpid() << 16;
+    return v;
+}
+
+int spool_tmp_create(const char *dir, unsigned mode, char *path, size_t psz)
+{
+    int fd = -1;
+    for (int tries = 0; fd == -1 && tries < 5; tries++) {
+        if (snprintf(path, psz, "%s/.tmp.%ld.%08x", dir, (long)getpid(), rand32()) >=
+            (int)psz) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
+        if (fd == -1 && errno != EEXIST)
+            return -1;
+    }
+    if (fd != -1 && fchmod(fd, (mode_t)mode) == -1) {
+        int e = errno;
+        close(fd);
+        unlink(path);
+        errno = e;
+        return -1;
+    }
+    return fd;
 }
 
 void spool_discard(struct spool *sp, const char *id, int fd)

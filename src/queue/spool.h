@@ -11,6 +11,7 @@
 #ifndef POSTEL_QUEUE_SPOOL_H
 #define POSTEL_QUEUE_SPOOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "queue/envelope.h"
@@ -35,6 +36,24 @@ int spool_append(struct spool *sp, const char *id, int *fd, const void *p, size_
 int spool_commit(struct spool *sp, const char *id, int fd);
 /* Remove incoming/ID (fd closed if not -1). */
 void spool_discard(struct spool *sp, const char *id, int fd);
+
+/*
+ * The commit step under spool_commit(), for files outside incoming/ and queue/ (the drop
+ * directory): make the fully written file fd, named from, durable as to in the directory
+ * todir: fdatasync, close fd, rename, then fsync todir (group-committed, fsx_dirsync()).
+ * todir_may_be_closed: a todir this process may not open (EACCES, as the drop directory,
+ * mode 1733, is for a submitter) is synced by whoever can; any other failure counts.
+ * Returns 0, or -1 with errno; fd is closed and no file is left behind either way.
+ */
+int spool_commit_file(int fd, const char *from, const char *to, const char *todir,
+    bool todir_may_be_closed);
+
+/*
+ * Create and open for writing a new file in dir named ".tmp.<pid>.<random>" (readers of
+ * the directory skip names starting with "."), with exactly mode (whatever the umask);
+ * its path goes to path (size psz). Returns the fd, or -1 with errno.
+ */
+int spool_tmp_create(const char *dir, unsigned mode, char *path, size_t psz);
 
 /*
  * Queue a message made here (a bounce, a forwarded copy): assign m->id, write the envelope

@@ -293,6 +293,8 @@ static int put_mail(const struct smtp_client *c, struct buf *b)
         err |= buf_printf(b, " SIZE=%llu", msg_size(c));
     if (m->eightbit && c->ext.eightbitmime)
         err |= buf_puts(b, " BODY=8BITMIME");
+    else if (m->body7bit && c->ext.eightbitmime)
+        err |= buf_puts(b, " BODY=7BIT");
     if (m->smtputf8)            /* begin_msg() made sure the server offers it */
         err |= buf_puts(b, " SMTPUTF8");
     if (c->ext.dsn) {
@@ -1223,4 +1225,36 @@ const struct cli_result *cli_results(const struct smtp_client *c, size_t *n)
 {
     *n = c->nres;
     return c->res;
+}
+
+/* ---- message content ---- */
+
+unsigned long long cli_body_size(const char *text, size_t n)
+{
+    unsigned long long sz = n;
+    for (const char *p = text, *e = text + n; p < e; p++) {
+        if (*p == '\n')
+            sz++;
+    }
+    if (n > 0 && text[n - 1] != '\n')
+        sz += 2;
+    return sz;
+}
+
+int cli_body_put(const char *text, size_t n, struct buf *out)
+{
+    const char *p = text, *end = text + n;
+    int err = 0;
+
+    while (p < end && err == 0) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t ll = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
+        if (ll > 0 && p[0] == '.')
+            err |= buf_append(out, ".", 1);
+        err |= buf_append(out, p, ll);
+        err |= buf_append(out, "\r\n", 2);
+        p += ll + (nl != NULL ? 1 : 0);
+    }
+    err |= buf_append(out, ".\r\n", 3);
+    return err ? -1 : 0;
 }

@@ -72,6 +72,8 @@ struct cli_msg {
     unsigned long long size7bit;    /* the size once converted to 7 bit (cli_needs_7bit()),
                                        declared instead when known; 0: unknown, use size */
     bool eightbit;              /* the content has 8-bit octets */
+    bool body7bit;              /* declare BODY=7BIT (when 8BITMIME is offered and the
+                                   content is not eightbit): the submitter asked for it */
     bool smtputf8;              /* the envelope or headers need SMTPUTF8 */
     int ret;                    /* enum smtp_ret */
     const char *envid;          /* RFC 3461 ENVID, decoded, or NULL */
@@ -292,5 +294,20 @@ bool cli_in_tls(const struct smtp_client *c);
 /* The per-recipient results of the current message, in the order of m->rcpts; *n gets the
  * count. Final only after CLI_ACT_MSG_DONE; valid until cli_next() or cli_free(). */
 const struct cli_result *cli_results(const struct smtp_client *c, size_t *n);
+
+/*
+ * The SIZE= value (RFC 1870 4) of n octets of text with LF line ends, as cli_body_put()
+ * sends it: every LF counts as CRLF and a last line without one gets one; neither the
+ * dot-stuffing nor the final ".\r\n" counts. Set cli_msg.size (and size7bit) with it.
+ */
+unsigned long long cli_body_size(const char *text, size_t n);
+
+/*
+ * Append text (n octets, LF line ends) to out as DATA content for CLI_ACT_SEND_BODY:
+ * every line ends in CRLF (a last line without an LF gets one), a line starting with "."
+ * gets another one (RFC 5321 4.5.2), then the final ".\r\n". Returns 0, or -1 when out
+ * is over its cap (out then holds part of it).
+ */
+int cli_body_put(const char *text, size_t n, struct buf *out);
 
 #endif

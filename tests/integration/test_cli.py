@@ -9,6 +9,7 @@ import os
 import pwd
 import re
 import shutil
+import socket
 import stat
 import subprocess
 import tempfile
@@ -205,6 +206,152 @@ def test_rejected_recipient(bins, server):
     r = sendmail(bins, ["-f", SENDER, "nosuchuser@localhost"], server, tagged("rejected"))
     assert r.returncode == EX_NOUSER
     assert "no recipient was accepted" in r.err
+
+
+def test_dot_stuffing_round_trip(bins, server):
+    """Lines that start with dots (a lone one too, with -i) arrive as they were written."""
+    body = ".\n..\n.leading dot\n...three\nplain\n. \n"
+    r = sendmail(bins, ["-i", "-f", SENDER, "carol@localhost"], server,
+                 tagged("dots", body))
+    assert r.returncode == 0, r.err
+    assert server.maildir("carol", wait_for=1)[0].body() == body
+
+
+FIXED_FIELDS = ("From: Fixed <sender@example.test>\nDate: Mon, 1 Jan 2024 00:00:00 +0000\n"
+                "Message-ID: <fixed@example.test>\nSubject: sized\n\n")
+
+
+def sized_text(wire):
+    """A message that sendmail sends unchanged, wire octets long once LF becomes CRLF."""
+    head = len(FIXED_FIELDS) + FIXED_FIELDS.count("\n")
+    lines, left = [], wire - head
+    while left > 0:
+        n = min(70, left - 2)           # each line: n octets and CRLF
+        if n < 1:
+            lines[-1] += "y" * left      # the rest fits on the last line
+            break
+        lines.append("x" * n)
+        left -= n + 2
+    return FIXED_FIELDS + "".join(ln + "\n" for ln in lines)
+
+
+@pytest.mark.postel_config("message_size_limit = 3000")
+def test_size_declared_as_sent_and_checked_first(bins, server):
+    """SIZE= is the message's CRLF octets, as the daemon counts them: a message exactly at
+    the limit goes through. One octet more is refused by the client machine's SIZE check
+    against the limit the daemon announced in EHLO, before any MAIL."""
+    text = sized_text(3000)
+    assert len(text) + text.count("\n") == 3000
+    r = sendmail(bins, ["-f", SENDER, "dave@localhost"], server, text)
+    assert r.returncode == 0, r.err
+    assert server.maildir("dave", wait_for=1)[0].body().startswith("x" * 70 + "\n")
+    r = sendmail(bins, ["-f", SENDER, "dave@localhost"], server, sized_text(3001))
+    assert r.returncode == EX_DATAERR, r.err
+    assert "message refused: message size exceeds the server's limit (3001 > 3000)" in r.err
+    assert len(server.maildir("dave")) == 1
+
+
+class FakeDaemon:
+    """A control socket that answers SMTP as a script says: RCPT for an address starting
+    with "later" gets a 4xx. Records what it received. Loopback only: a UNIX socket."""
+
+    EHLO = (b"250-fake\r\n250-PIPELINING\r\n250-SIZE\r\n250-8BITMIME\r\n250-DSN\r\n"
+            b"250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES\r\n")
+
+    def __init__(self, path, ehlo=EHLO):
+        self.path = path
+        self.ehlo = ehlo
+        self.got = b""
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(1)
+        self.sock.settimeout(20)
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        conn, _ = self.sock.accept()
+        conn.settimeout(20)
+        with conn:
+            buf = b""
+            send = conn.sendall
+            while True:
+                try:
+                    chunk = conn.recv(65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                self.got += chunk
+                buf += chunk
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    line = line.rstrip(b"\r")
+                    if line.startswith(b"SMTP"):
+                        send(b"220 fake ESMTP\r\n")
+                    elif line.startswith(b"EHLO"):
+                        send(self.ehlo)
+                    elif line.startswith(b"MAIL"):
+                        send(b"250 2.1.0 ok\r\n")
+                    elif line.startswith(b"RCPT TO:<later"):
+                        send(b"451 4.2.0 mailbox busy, try later\r\n")
+                    elif line.startswith(b"RCPT"):
+                        send(b"250 2.1.5 ok\r\n")
+                    elif line == b"DATA":
+                        send(b"354 go ahead\r\n")
+                    elif line == b"QUIT":
+                        send(b"221 2.0.0 bye\r\n")
+                        return
+                    # anything else is message content: no reply until the dot
+                    elif line == b".":
+                        send(b"250 2.0.0 ok: queued as FAKE\r\n")
+
+    def close(self):
+        self.thread.join(25)
+        self.sock.close()
+
+
+def fake_sendmail(bins, server, tmp_path, args, text, **kw):
+    """Run sendmail against a FakeDaemon(**kw); returns the result and the fake."""
+    fake = FakeDaemon(str(tmp_path / "fake.sock"), **kw)
+    conf = tmp_path / "fake.conf"
+    with open(server.config) as f:
+        conf.write_text(f.read() + "\ncontrol_socket = %s\n" % fake.path)
+    r = run(bins / "sendmail", ["-C", str(conf)] + args, None, input=text)
+    fake.close()
+    return r, fake
+
+
+def test_deferred_recipient_abandons_the_message(bins, server, tmp_path):
+    """A 4xx for one recipient: the message is sent to nobody (the submitter may send it again
+    later to all), with EX_TEMPFAIL; the refusals before it are reported."""
+    r, fake = fake_sendmail(bins, server, tmp_path, ["-f", SENDER, "alice@localhost",
+                            "later@localhost", "bob@localhost"], tagged("abandoned", "the text\n"))
+    assert r.returncode == 75, r.err
+    assert "later@localhost... 451 4.2.0 mailbox busy, try later\n" in r.err
+    assert ("recipient <later@localhost> deferred: 451 4.2.0 mailbox busy, try later; "
+            "message not sent") in r.err
+    assert b"RCPT TO:<later@localhost>" in fake.got
+    assert b"the text" not in fake.got and b"\r\n.\r\n" not in fake.got
+
+
+def test_parameters_only_when_offered(bins, server, tmp_path):
+    """MAIL and RCPT carry SIZE, BODY, RET, ENVID and NOTIFY only for a daemon that offers
+    SIZE, 8BITMIME and DSN (RFC 1870, 6152, 3461); with them offered, all of them."""
+    args = ["-f", SENDER, "-B", "8BITMIME", "-R", "hdrs", "-V", "env1", "-N", "failure",
+            "alice@localhost"]
+    text = tagged("params", "the text\n")
+    r, fake = fake_sendmail(bins, server, tmp_path, args, text,
+                            ehlo=b"250-fake\r\n250 ENHANCEDSTATUSCODES\r\n")
+    assert r.returncode == 0, r.err
+    assert b"MAIL FROM:<sender@example.test>\r\nRCPT TO:<alice@localhost>\r\n" in fake.got
+    assert b"the text\r\n.\r\nQUIT\r\n" in fake.got
+    os.unlink(fake.path)
+    r, fake = fake_sendmail(bins, server, tmp_path, args, text)
+    assert r.returncode == 0, r.err
+    assert re.search(rb"MAIL FROM:<sender@example\.test> SIZE=\d+ BODY=8BITMIME RET=HDRS "
+                     rb"ENVID=env1\r\nRCPT TO:<alice@localhost> NOTIFY=FAILURE\r\nDATA\r\n",
+                     fake.got), fake.got
 
 
 def test_eight_bit_and_utf8(bins, server):

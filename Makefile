@@ -3,6 +3,7 @@
 #   make run        install missing packages, build, start posteld on 127.0.0.1:2525
 #   make test       unit + transcript + integration tests (installs what they need)
 #   make SANITIZE=1 test   the same under ASan/UBSan, in build-san/
+#   make test-clean make deps, make and make test in a fresh minimal Debian 12 root (root)
 #   make fuzz       every libFuzzer target for FUZZ_SECONDS each
 #   make bench      throughput and memory figures, side by side with Postfix
 
@@ -43,7 +44,7 @@ UNIT_SRCS := $(wildcard tests/unit/*/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:%.c=$(BUILD)/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all deps run test unit integration fuzz fuzz-ci bench clean install check-config valgrind
+.PHONY: all deps run test unit integration fuzz fuzz-ci bench clean install check-config valgrind valgrind-full test-clean
 
 all: $(BUILD)/posteld $(BUILD)/postel
 
@@ -93,6 +94,12 @@ test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
+
+# make test from nothing: a minimal Debian 12 root (mmdebstrap, cached for a week), a clone
+# of HEAD (uncommitted changes are not tested), make deps from Debian's archive, then make
+# and make test in fresh namespaces with loopback only. Needs root. See scripts/test-clean.sh.
+test-clean:
+	@sh scripts/test-clean.sh
 
 # libFuzzer needs clang; each target is linked with the library sources directly.
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer,address,undefined \

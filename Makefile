@@ -80,7 +80,7 @@ unit: $(UNIT_BINS)
 	done; exit $$fail
 
 integration: all
-	POSTEL_BUILD=$(BUILD) /usr/bin/python3 -m pytest -q tests/integration $(PYTEST_ARGS)
+	POSTEL_BUILD=$(BUILD) /usr/bin/python3 -m pytest -q -rs tests/integration $(PYTEST_ARGS)
 
 # The integration suite once under valgrind (no invalid accesses, no definite leaks). The
 # command-line tests are left out (they poll the queue with short timeouts, which valgrind's

@@ -46,6 +46,7 @@ fi
 t_total=$(now)
 ROOT=""
 CHILD=""
+TMPTAR=""
 cleanup() {
     rc=$?
     trap - EXIT INT TERM HUP
@@ -54,6 +55,7 @@ cleanup() {
         kill -KILL "$CHILD" 2>/dev/null || true
         wait "$CHILD" 2>/dev/null || true
     fi
+    [ -z "$TMPTAR" ] || rm -f "$TMPTAR"
     if [ -n "$ROOT" ] && [ -d "$ROOT" ]; then
         if [ "${POSTEL_CLEAN_KEEP:-0}" = 1 ]; then
             echo "test-clean: kept $ROOT"
@@ -75,7 +77,7 @@ trap 'exit 129' HUP
 
 # Run "$@" in the background and wait for it, so that cleanup can kill it by PID.
 run_child() {
-    "$@" &
+    "$@" 9>&- &
     CHILD=$!
     set +e
     wait "$CHILD"
@@ -94,21 +96,28 @@ if ! command -v mmdebstrap >/dev/null 2>&1; then
               apt-get install -y -q --no-install-recommends mmdebstrap; }
 fi
 mkdir -p "$CACHE" "$DEBS/partial"
+# one run at a time: runs share the tarball and the apt archive (apt locks it)
+exec 9>"$CACHE/lock"
+if ! flock -n 9; then
+    echo "test-clean: waiting for another run to finish ($CACHE/lock)"
+    flock 9
+fi
 if [ -f "$TARBALL" ] && [ -n "$(find "$TARBALL" -mtime -$CACHE_DAYS)" ]; then
     echo "test-clean: reusing $TARBALL ($(stat -c %y "$TARBALL" | cut -d. -f1))"
 else
     # The .deb files go through $DEBS both ways, so a new bootstrap downloads only what
     # changed. The tarball is the bare root: nothing of postel's is in it.
-    rm -f "$TARBALL.tmp"
+    TMPTAR=$TARBALL.$$.tmp
     # shellcheck disable=SC2016  # "$1" is for mmdebstrap's hook, not for this shell
     mmdebstrap --variant=minbase --include=make --mode=root --format=tar \
         --setup-hook='mkdir -p "$1"/var/cache/apt/archives/' \
         --setup-hook="sync-in $DEBS /var/cache/apt/archives/" \
         --customize-hook="sync-out /var/cache/apt/archives $DEBS" \
-        "$SUITE" "$TARBALL.tmp" \
+        "$SUITE" "$TMPTAR" \
         "deb $MIRROR $SUITE main" "deb $MIRROR $SUITE-updates main" \
         "deb $SECMIRROR $SUITE-security main"
-    mv "$TARBALL.tmp" "$TARBALL"
+    mv "$TMPTAR" "$TARBALL"
+    TMPTAR=""
 fi
 phase_end "bootstrap"
 

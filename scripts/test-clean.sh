@@ -47,6 +47,7 @@ t_total=$(now)
 ROOT=""
 CHILD=""
 TMPTAR=""
+INNER=""
 cleanup() {
     rc=$?
     trap - EXIT INT TERM HUP
@@ -56,6 +57,7 @@ cleanup() {
         wait "$CHILD" 2>/dev/null || true
     fi
     [ -z "$TMPTAR" ] || rm -f "$TMPTAR"
+    [ -z "$INNER" ] || rm -f "$INNER"
     if [ -n "$ROOT" ] && [ -d "$ROOT" ]; then
         if [ "${POSTEL_CLEAN_KEEP:-0}" = 1 ]; then
             echo "test-clean: kept $ROOT"
@@ -129,13 +131,14 @@ tar -C "$ROOT" -xf "$TARBALL"
 mkdir -p "$ROOT$(dirname "$SRC")" "$ROOT/var/cache/apt/archives"
 git clone -q --no-hardlinks "$HERE" "$ROOT$SRC"
 echo "test-clean: testing $(git -C "$ROOT$SRC" log -1 --format='%h %s')"
-cp /etc/resolv.conf "$ROOT/etc/resolv.conf"      # for apt in step 3 only
+cp /etc/resolv.conf "$ROOT/etc/resolv.conf"      # for apt in step 3; 4 and 5 have no network
 phase_end "unpack and clone"
 
 # The first process of the fresh namespaces (it runs the host's sh, mount and ip): mount what
 # a booted system has, bring up lo when the network namespace is new, then chroot.
-#   .test-clean-inner ROOT net|lo CMD...
-cat > "$ROOT/.test-clean-inner" <<'EOF'
+#   $INNER ROOT net|lo CMD...
+INNER=$(mktemp /var/tmp/postel-clean-inner.XXXXXX)
+cat > "$INNER" <<'EOF'
 #!/bin/sh
 set -eu
 R=$1 MODE=$2
@@ -167,7 +170,7 @@ else
 fi
 exec chroot "$R" /bin/sh -c 'cd "$0" && exec "$@"' "$SRC" "$@"
 EOF
-chmod 755 "$ROOT/.test-clean-inner"
+chmod 755 "$INNER"
 
 # in_root net|lo CMD...: run CMD in the root, in the clone, inside new mount and PID
 # namespaces; "lo" adds new network, UTS and IPC namespaces (loopback only).
@@ -180,7 +183,7 @@ in_root() {
     # shellcheck disable=SC2086
     run_child env -i PATH="$PATH_IN" HOME=/root LANG=C.UTF-8 TERM=dumb CI="${CI:-}" \
         DEBIAN_FRONTEND=noninteractive DEBS="$DEBS" SRC="$SRC" \
-        unshare $nsopts "$ROOT/.test-clean-inner" "$ROOT" "$@"
+        unshare $nsopts "$INNER" "$ROOT" "$@"
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -11,8 +11,13 @@ Every daemon is stopped by PID at teardown: SIGTERM, then SIGKILL after a grace 
 daemon that died on its own during a test, or that does not exit 0 on SIGTERM, fails that test.
 Remote mail never leaves loopback: when posteld knows relayhost/dns_servers, the config points
 them at 127.0.0.1 port 1 (helpers.LOOPBACK_OUTBOUND), so remote recipients stay deferred.
+
+A program or module a test needs and that is missing is an error at the start of the session
+(never a skip): scripts/deps.sh installs them all, and `make test-clean` proves that it does.
 """
 import os
+import shutil
+import subprocess
 import sys
 
 import pytest
@@ -30,9 +35,44 @@ def pytest_configure(config):
                             "error::pytest.PytestUnhandledThreadExceptionWarning")
 
 
+# What the tests run, and the Debian package (all in scripts/deps.sh) that provides it.
+REQUIRED_PROGRAMS = [("swaks", "swaks"), ("openssl", "openssl"), ("s-nail", "s-nail"),
+                     ("unbound", "unbound"), ("man", "man-db"), ("make", "make"),
+                     ("mount", "mount"), ("postfix", "postfix"), ("postconf", "postfix")]
+# swaks only recommends its TLS modules; without them --tls says "TLS not available"
+REQUIRED_PERL = [("Net::SSLeay", "libnet-ssleay-perl"), ("IO::Socket::SSL",
+                                                           "libio-socket-ssl-perl")]
+
+
+def _which(prog):
+    return shutil.which(prog) or shutil.which(prog, path="/usr/sbin:/sbin")
+
+
+def missing_dependencies():
+    """The (what, package) pairs the tests need and this machine lacks."""
+    missing = [(p, pkg) for p, pkg in REQUIRED_PROGRAMS if _which(p) is None]
+    if os.environ.get("POSTEL_VALGRIND") == "1" and _which("valgrind") is None:
+        missing.append(("valgrind", "valgrind"))
+    if _which("perl") is None:
+        missing.append(("perl", "perl"))
+    else:
+        for mod, pkg in REQUIRED_PERL:
+            r = subprocess.run(["perl", "-M" + mod, "-e", "1"], capture_output=True,
+                               timeout=30)
+            if r.returncode != 0:
+                missing.append(("perl module " + mod, pkg))
+    return missing
+
+
 def pytest_sessionstart(session):
     if not os.access(POSTELD, os.X_OK):
         raise pytest.UsageError("no posteld binary at %s: run make first" % POSTELD)
+    missing = missing_dependencies()
+    if missing:
+        raise pytest.UsageError(
+            "missing test dependencies: %s; run make deps (scripts/deps.sh installs %s)" %
+            (", ".join(what for what, _ in missing),
+             " ".join(sorted({pkg for _, pkg in missing}))))
 
 
 def _extra_lines(request):

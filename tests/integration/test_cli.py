@@ -761,7 +761,7 @@ def test_python_subprocess_pipe(bins, server):
 def test_s_nail(bins, server, tmp_path):
     snail = shutil.which("s-nail")
     if snail is None:
-        pytest.skip("s-nail is not installed (scripts/deps.sh installs it)")
+        pytest.fail("s-nail is not installed (scripts/deps.sh installs it)")
     env = {"HOME": str(tmp_path), "MAILRC": "/dev/null"}
     r = run(snail, ["-:/", "-Smta=%s" % (bins / "sendmail"), "-s", "from s-nail",
                     "carol@localhost"], server, input="hello from s-nail\n", env=env)

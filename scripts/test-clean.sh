@@ -16,13 +16,13 @@
 # Every mount lives in a private mount namespace and goes away with it; the root directory is
 # removed on exit, also on failure or interruption. Needs root. Environment:
 #   POSTEL_CLEAN_CACHE   cache directory (default /var/cache/postel-test-clean)
-#   POSTEL_CLEAN_MIRROR  Debian mirror (default http://deb.debian.org/debian)
+#   POSTEL_CLEAN_MIRROR  a Debian mirror URL (default: the host's own apt sources, from
+#                        /etc/apt/sources.list and /etc/apt/sources.list.d/)
 #   POSTEL_CLEAN_KEEP=1  keep the root after the run (for a post-mortem; remove it by hand)
 set -eu
 
 SUITE=bookworm
-MIRROR=${POSTEL_CLEAN_MIRROR:-http://deb.debian.org/debian}
-SECMIRROR=${POSTEL_CLEAN_SECMIRROR:-http://deb.debian.org/debian-security}
+MIRROR=${POSTEL_CLEAN_MIRROR:-}
 CACHE=${POSTEL_CLEAN_CACHE:-/var/cache/postel-test-clean}
 CACHE_DAYS=7
 TARBALL=$CACHE/$SUITE-minbase.tar
@@ -110,14 +110,24 @@ else
     # The .deb files go through $DEBS both ways, so a new bootstrap downloads only what
     # changed. The tarball is the bare root: nothing of postel's is in it.
     TMPTAR=$TARBALL.$$.tmp
+    # The archive: the one this host installs from (its apt sources, which mmdebstrap reads
+    # as files), unless POSTEL_CLEAN_MIRROR names a mirror.
+    set --
+    if [ -n "$MIRROR" ]; then
+        set -- "deb $MIRROR $SUITE main" "deb $MIRROR $SUITE-updates main"
+    else
+        for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
+                /etc/apt/sources.list.d/*.sources; do
+            [ -s "$f" ] && set -- "$@" "$f"
+        done
+        [ $# -gt 0 ] || die "no apt sources on this host; set POSTEL_CLEAN_MIRROR"
+    fi
     # shellcheck disable=SC2016  # "$1" is for mmdebstrap's hook, not for this shell
     mmdebstrap --variant=minbase --include=make --mode=root --format=tar \
         --setup-hook='mkdir -p "$1"/var/cache/apt/archives/' \
         --setup-hook="sync-in $DEBS /var/cache/apt/archives/" \
         --customize-hook="sync-out /var/cache/apt/archives $DEBS" \
-        "$SUITE" "$TMPTAR" \
-        "deb $MIRROR $SUITE main" "deb $MIRROR $SUITE-updates main" \
-        "deb $SECMIRROR $SUITE-security main"
+        "$SUITE" "$TMPTAR" "$@"
     mv "$TMPTAR" "$TARBALL"
     TMPTAR=""
 fi

@@ -328,7 +328,10 @@ class Postel:
             f.write("\n".join(lines) + "\n")
 
     # life cycle
-    def start(self, timeout=10.0):
+    def start(self, timeout=None):
+        if timeout is None:
+            # valgrind's start-up alone can take seconds on a loaded 2-core machine
+            timeout = 60.0 if VALGRIND else 10.0
         for attempt in range(3):
             try:
                 return self._start(timeout)

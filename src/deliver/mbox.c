@@ -56,20 +56,16 @@ static int remove_lockfile(const char *lock)
     return unlink(lock);
 }
 
-/* The dotlock PATH.lock: waits up to MBOX_LOCK_WAIT s; one older than MBOX_LOCK_STALE s
- * was left by a crash and is removed. Returns 0 or -1 (errno; EAGAIN: still locked). */
-static int dotlock(const char *lock, gid_t lock_gid)
+/* Try try_lock(arg) until it succeeds, fails for another reason than "held", or
+ * MBOX_LOCK_WAIT s pass (then errno EAGAIN); waits grow from 10 ms to 0.5 s. */
+static int patiently(int (*try_lock)(void *), void *arg)
 {
     time_t deadline = time(NULL) + MBOX_LOCK_WAIT;
     long wait = 10;
     for (;;) {
-        if (as_lock_group(lock_gid, make_lockfile, lock) == 0)
-            return 0;
-        if (errno != EEXIST)
-            return -1;
-        struct stat st;
-        if (lstat(lock, &st) == 0 && time(NULL) - st.st_mtime > MBOX_LOCK_STALE)
-            (void)as_lock_group(lock_gid, remove_lockfile, lock);
+        int r = try_lock(arg);
+        if (r <= 0)
+            return r;           /* 0: taken; -1: failed (errno) */
         if (time(NULL) >= deadline) {
             errno = EAGAIN;
             return -1;
@@ -80,24 +76,30 @@ static int dotlock(const char *lock, gid_t lock_gid)
     }
 }
 
-/* The fcntl lock on the whole file, with the same patience as the dotlock. */
-static int fcntl_lock(int fd)
+struct dot { const char *lock; gid_t gid; };
+
+/* One try at the dotlock: 0 taken, 1 held by another (a stale one, older than
+ * MBOX_LOCK_STALE s, is removed for the next try), -1 failed. */
+static int try_dotlock(void *arg)
 {
-    time_t deadline = time(NULL) + MBOX_LOCK_WAIT;
+    const struct dot *d = arg;
+    if (as_lock_group(d->gid, make_lockfile, d->lock) == 0)
+        return 0;
+    if (errno != EEXIST)
+        return -1;
+    struct stat st;
+    if (lstat(d->lock, &st) == 0 && time(NULL) - st.st_mtime > MBOX_LOCK_STALE)
+        (void)as_lock_group(d->gid, remove_lockfile, d->lock);
+    return 1;
+}
+
+/* One try at the fcntl lock on the whole file: 0, 1 (held), -1. */
+static int try_fcntl(void *arg)
+{
     struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0 };
-    long wait = 10;
-    while (fcntl(fd, F_SETLK, &fl) == -1) {
-        if (errno != EACCES && errno != EAGAIN && errno != EINTR)
-            return -1;
-        if (time(NULL) >= deadline) {
-            errno = EAGAIN;
-            return -1;
-        }
-        sleep_ms(wait);
-        if (wait < 500)
-            wait *= 2;
-    }
-    return 0;
+    if (fcntl(*(const int *)arg, F_SETLK, &fl) == 0)
+        return 0;
+    return errno == EACCES || errno == EAGAIN || errno == EINTR ? 1 : -1;
 }
 
 /* Append text (LF line ends) to b, quoting lines that begin with "From " (mboxo). bol: the
@@ -158,14 +160,15 @@ enum mbox_result mbox_deliver(const char *path, const char *sender, time_t arriv
         close(fd);
         return MBOX_UNSAFE;
     }
-    if (dotlock(lock, lock_gid) == -1) {
+    struct dot dl = { lock, lock_gid };
+    if (patiently(try_dotlock, &dl) == -1) {
         snprintf(err, errsz, "cannot lock %s: %s", lock,
             errno == EAGAIN ? "locked for too long" : strerror(errno));
         close(fd);
         return MBOX_TEMP;
     }
     enum mbox_result res = MBOX_TEMP;
-    if (fcntl_lock(fd) == -1) {
+    if (patiently(try_fcntl, &fd) == -1) {
         snprintf(err, errsz, "cannot lock %s: %s", path,
             errno == EAGAIN ? "locked for too long" : strerror(errno));
         goto unlock;

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <utime.h>
 
@@ -192,6 +193,46 @@ static void test_a_held_dotlock_is_waited_for(void **state)
     assert_non_null(strstr(slurp(box, &n), "waited\n"));
 }
 
+static void test_a_held_fcntl_lock_is_waited_for(void **state)
+{
+    (void)state;
+    char err[600];
+    int fd = open(box, O_RDWR | O_CREAT, 0600);
+    assert_true(fd >= 0);
+    int go[2];
+    assert_int_equal(pipe(go), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* a reader (mutt, an IMAP server) holds the file's lock for a while */
+        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+        if (fcntl(fd, F_SETLK, &fl) == -1)
+            _exit(2);
+        if (write(go[1], "x", 1) != 1)
+            _exit(3);
+        usleep(400 * 1000);
+        _exit(0);
+    }
+    char c;
+    assert_int_equal(read(go[0], &c, 1), 1);
+    close(fd);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(put("a@b", "Subject: x\n\nafter the reader\n", err, sizeof err), MBOX_OK);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* it waited for the reader (who held the lock 400 ms), and not for the whole limit */
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    assert_true(ms >= 250);
+    assert_true(ms < MBOX_LOCK_WAIT * 1000);
+    size_t n;
+    assert_non_null(strstr(slurp(box, &n), "after the reader\n"));
+    close(go[0]);
+    close(go[1]);
+}
+
 static void test_fifty_at_once(void **state)
 {
     (void)state;
@@ -237,6 +278,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_dotlock_is_removed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_held_dotlock_is_waited_for, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_held_fcntl_lock_is_waited_for, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fifty_at_once, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

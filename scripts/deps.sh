@@ -7,7 +7,7 @@ set -e
 PKGS="build-essential pkg-config libevent-dev libssl-dev libc-ares-dev libcmocka-dev
       libcrypt-dev clang libclang-rt-14-dev python3 python3-pytest swaks
       libnet-ssleay-perl libio-socket-ssl-perl dnsmasq-base openssl procps iproute2 s-nail
-      man-db valgrind unbound postfix"
+      man-db valgrind unbound postfix curl strace"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||

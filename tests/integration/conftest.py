@@ -38,7 +38,8 @@ def pytest_configure(config):
 # What the tests run, and the Debian package (all in scripts/deps.sh) that provides it.
 REQUIRED_PROGRAMS = [("swaks", "swaks"), ("openssl", "openssl"), ("s-nail", "s-nail"),
                      ("unbound", "unbound"), ("man", "man-db"), ("make", "make"),
-                     ("mount", "mount"), ("postfix", "postfix"), ("postconf", "postfix")]
+                     ("mount", "mount"), ("postfix", "postfix"), ("postconf", "postfix"),
+                     ("curl", "curl")]
 # swaks only recommends its TLS modules; without them --tls says "TLS not available"
 REQUIRED_PERL = [("Net::SSLeay", "libnet-ssleay-perl"), ("IO::Socket::SSL",
                                                            "libio-socket-ssl-perl")]

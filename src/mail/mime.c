@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "util/b64.h"
 #include "util/buf.h"
 #include "util/str.h"
 
@@ -460,53 +461,35 @@ static enum mime_result enc_qp(struct conv *c, size_t s, size_t e)
     return emit(c, line, col);
 }
 
+/* Octets per base64 line: B64_LINE_MAX characters encode this many. */
+#define B64_GROUP_MAX (B64_LINE_MAX / 4 * 3)
+
 struct b64 {
     struct conv *c;
-    unsigned char grp[3];
+    unsigned char grp[B64_GROUP_MAX];
     size_t g;                   /* octets in grp */
-    size_t col;                 /* characters in line[1..] */
     bool first;                 /* no line written yet */
-    char line[1 + B64_LINE_MAX];    /* line[0]: the LF that ends the previous line */
+    char line[1 + B64_LINE_MAX + 1];    /* line[0]: the LF that ends the previous line;
+                                           + 1: the NUL b64_encode_block() writes */
 };
 
-static const char b64_alpha[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
+/* Encode the octets in grp as one line (padded if it is the last) and emit it. */
 static enum mime_result b64_flush(struct b64 *b)
 {
-    size_t skip = b->first ? 1 : 0;
-    if (b->col == 0)
-        return MIME_OK;
-    b->first = false;
-    size_t n = b->col + 1 - skip;
-    b->col = 0;
-    return emit(b->c, b->line + skip, n);
-}
+    size_t skip = b->first ? 1 : 0, n;
 
-/* Encode the g (1..3) octets in grp as one quantum, padded. */
-static void b64_quantum(struct b64 *b, size_t g)
-{
-    unsigned char *q = b->grp;
-    char *o = b->line + 1 + b->col;
-    if (g < 3)
-        q[2] = 0;
-    if (g < 2)
-        q[1] = 0;
-    o[0] = b64_alpha[q[0] >> 2];
-    o[1] = b64_alpha[(q[0] & 3) << 4 | q[1] >> 4];
-    o[2] = g > 1 ? b64_alpha[(q[1] & 15) << 2 | q[2] >> 6] : '=';
-    o[3] = g > 2 ? b64_alpha[q[2] & 63] : '=';
-    b->col += 4;
+    if (b->g == 0)
+        return MIME_OK;
+    n = b64_encode_block(b->line + 1, b->grp, b->g);
     b->g = 0;
+    b->first = false;
+    return emit(b->c, b->line + skip, n + 1 - skip);
 }
 
 static enum mime_result b64_put(struct b64 *b, unsigned char ch)
 {
     b->grp[b->g++] = ch;
-    if (b->g < 3)
-        return MIME_OK;
-    b64_quantum(b, 3);
-    return b->col == B64_LINE_MAX ? b64_flush(b) : MIME_OK;
+    return b->g == B64_GROUP_MAX ? b64_flush(b) : MIME_OK;
 }
 
 /*
@@ -520,7 +503,7 @@ static enum mime_result enc_b64(struct conv *c, size_t s, size_t e)
     enum mime_result r;
 
     b.c = c;
-    b.g = b.col = 0;
+    b.g = 0;
     b.first = true;
     b.line[0] = '\n';
     for (size_t i = s; i < e; i++) {
@@ -530,8 +513,6 @@ static enum mime_result enc_b64(struct conv *c, size_t s, size_t e)
         if ((r = b64_put(&b, ch)) != MIME_OK)
             return r;
     }
-    if (b.g > 0)
-        b64_quantum(&b, b.g);
     if ((r = b64_flush(&b)) != MIME_OK)
         return r;
     if (e > s && c->m[e - 1] == '\n')

@@ -31,6 +31,7 @@
 #include "queue/pickup.h"
 #include "queue/qmgr.h"
 #include "queue/spool.h"
+#include "util/container.h"
 #include "util/fsx.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -79,13 +80,13 @@ static const char *const tls_own_files[] = { "selfsigned.crt", "selfsigned.key",
 
 static void pickup_run(struct tpool_job *j)
 {
-    struct daemon *dm = (struct daemon *)((char *)j - offsetof(struct daemon, pickup_job));
+    struct daemon *dm = container_of(j, struct daemon, pickup_job);
     dm->npicked = pickup_scan(dm->pickup_conf, dm->spool, &dm->picked);
 }
 
 static void pickup_done(struct tpool_job *j)
 {
-    struct daemon *dm = (struct daemon *)((char *)j - offsetof(struct daemon, pickup_job));
+    struct daemon *dm = container_of(j, struct daemon, pickup_job);
     for (size_t i = 0; i < dm->npicked; i++)
         qmgr_add(dm->qmgr, &dm->picked[i]);
     free(dm->picked);

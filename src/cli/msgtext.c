@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "util/b64.h"
 #include "util/str.h"
 
 void msgtext_reader_init(struct msgtext_reader *r, bool ignore_dots)
@@ -181,24 +182,6 @@ static bool is_atext(unsigned char c)
         (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
 }
 
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static int put_base64(struct buf *out, const unsigned char *p, size_t n)
-{
-    int r = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)p[i] << 16;
-        if (i + 1 < n)
-            v |= (unsigned)p[i + 1] << 8;
-        if (i + 2 < n)
-            v |= p[i + 2];
-        char q[4] = { b64[(v >> 18) & 63], b64[(v >> 12) & 63],
-            i + 1 < n ? b64[(v >> 6) & 63] : '=', i + 2 < n ? b64[v & 63] : '=' };
-        r |= buf_append(out, q, 4);
-    }
-    return r;
-}
-
 int msgtext_format_from(const char *name, const char *addr, struct buf *out)
 {
     if (name == NULL || name[0] == '\0')
@@ -224,7 +207,7 @@ int msgtext_format_from(const char *name, const char *addr, struct buf *out)
             while (i + k < n && k > 1 && ((unsigned char)name[i + k] & 0xC0) == 0x80)
                 k--;
             r |= buf_puts(out, i ? " =?UTF-8?B?" : "=?UTF-8?B?");
-            r |= put_base64(out, (const unsigned char *)name + i, k);
+            r |= b64_encode(name + i, k, out);
             r |= buf_puts(out, "?=");
             i += k;
         }

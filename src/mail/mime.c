@@ -1,8 +1,8 @@
 /*
  * mail/mime.c - downgrade an 8-bit message to 7-bit MIME (RFC 6152 section 3).
  *
- * Owns:  the MIME walk (header fields, Content-Type and Content-Transfer-Encoding syntax,
- *        boundary delimiters) and the quoted-printable and base64 encoders.
+ * Owns:  the MIME walk (entities, boundary delimiters, which part is re-encoded how) and
+ *        the quoted-printable and base64 encoders; header fields are read by mime_head.c.
  * Never: does I/O, decodes content, or changes a header field other than
  *        Content-Transfer-Encoding.
  * Limits: MIME_MAX_DEPTH (mail/mime.h); boundaries longer than MIME_BOUNDARY_MAX octets are
@@ -20,46 +20,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "mail/mime_int.h"
+#include "util/b64.h"
 #include "util/buf.h"
 #include "util/str.h"
 
-#define MIME_BOUNDARY_MAX 256   /* octets; RFC 2046 5.1.1 allows 70 */
 #define QP_LINE_MAX       76    /* RFC 2045 6.7 rule 5 */
 #define B64_LINE_MAX      76    /* RFC 2045 6.8 */
 #define CTE_NAME          "Content-Transfer-Encoding: "
-
-enum kind {
-    K_TEXT,         /* text/..., no Content-Type, or an unparsable one: quoted-printable */
-    K_BINARY,       /* any other leaf: base64 */
-    K_MULTIPART,
-    K_RFC822,
-    K_MSG_OTHER,    /* message/partial, message/external-body, ...: must stay 7-bit */
-};
-
-enum cte {
-    CTE_IDENTITY,   /* absent, empty, 7bit, 8bit or binary: the body is the content */
-    CTE_QP,
-    CTE_BASE64,
-    CTE_OTHER,      /* x-uuencode and friends */
-};
-
-/* One entity: header block [s, hend), blank line [hend, bstart), body [bstart, e). */
-struct ent {
-    size_t s, hend, bstart, e;
-    size_t ct_s, ct_e;          /* value of the (first) Content-Type field */
-    size_t cte_s, cte_e;        /* whole Content-Transfer-Encoding field, with its LFs */
-    size_t cte_vs, cte_ve;      /* its value */
-    unsigned nct, ncte;         /* how many of each field */
-    bool mime_version;
-    enum kind kind;
-    enum cte cte;
-    bool cte_rewrite;           /* the CTE field says 8bit or binary */
-    bool digest;                /* multipart/digest: parts default to message/rfc822 */
-    bool bdup;                  /* more than one boundary parameter */
-    bool blong;                 /* boundary over MIME_BOUNDARY_MAX */
-    size_t blen;                /* 0: no boundary parameter */
-    char boundary[MIME_BOUNDARY_MAX];
-};
 
 struct conv {
     const char *m;
@@ -111,299 +79,6 @@ static enum mime_result emit(struct conv *c, const void *p, size_t n)
 static enum mime_result copy(struct conv *c, size_t s, size_t e)
 {
     return emit(c, c->m + s, e - s);
-}
-
-/* ---- RFC 2045 5.1 lexical helpers over a (possibly folded) field value ---- */
-
-struct lex {
-    const char *p, *e;
-};
-
-static bool is_tspecial(char ch)
-{
-    return ch != '\0' && strchr("()<>@,;:\\\"/[]?=", ch) != NULL;
-}
-
-static bool is_token_char(char ch)
-{
-    return ch > 0x20 && ch < 0x7f && !is_tspecial(ch);
-}
-
-/* Skip white space (folding included) and comments, which nest. */
-static void lex_cfws(struct lex *l)
-{
-    while (l->p < l->e) {
-        char ch = *l->p;
-        if (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n') {
-            l->p++;
-            continue;
-        }
-        if (ch != '(')
-            return;
-        size_t level = 0;
-        while (l->p < l->e) {
-            ch = *l->p++;
-            if (ch == '\\' && l->p < l->e)
-                l->p++;
-            else if (ch == '(')
-                level++;
-            else if (ch == ')' && --level == 0)
-                break;
-        }
-    }
-}
-
-static bool lex_token(struct lex *l, const char **s, size_t *n)
-{
-    const char *t = l->p;
-    while (l->p < l->e && is_token_char(*l->p))
-        l->p++;
-    *s = t;
-    *n = (size_t)(l->p - t);
-    return *n > 0;
-}
-
-/*
- * A token or a quoted-string, unquoted into dst (dsz bytes). *n gets its length; *trunc is
- * set if it did not fit. Returns false on a syntax error.
- */
-static bool lex_value(struct lex *l, char *dst, size_t dsz, size_t *n, bool *trunc)
-{
-    size_t o = 0;
-    *trunc = false;
-    if (l->p < l->e && *l->p == '"') {
-        l->p++;
-        for (;;) {
-            if (l->p >= l->e)
-                return false;           /* unterminated */
-            char ch = *l->p++;
-            if (ch == '"')
-                break;
-            if (ch == '\\') {
-                if (l->p >= l->e)
-                    return false;
-                ch = *l->p++;
-            } else if (ch == '\n') {
-                continue;               /* folding inside a quoted-string */
-            }
-            if (o < dsz)
-                dst[o++] = ch;
-            else
-                *trunc = true;
-        }
-        *n = o;
-        return true;
-    }
-    const char *t;
-    size_t tn;
-    if (!lex_token(l, &t, &tn))
-        return false;
-    if (tn > dsz) {
-        tn = dsz;
-        *trunc = true;
-    }
-    memcpy(dst, t, tn);
-    *n = tn;
-    return true;
-}
-
-/* After a parameter syntax error: skip to the next ';' outside quoted-strings and comments. */
-static void lex_skip_param(struct lex *l)
-{
-    while (l->p < l->e && *l->p != ';') {
-        if (*l->p == '"') {
-            l->p++;
-            while (l->p < l->e && *l->p != '"') {
-                if (*l->p == '\\' && l->p + 1 < l->e)
-                    l->p++;
-                l->p++;
-            }
-            if (l->p < l->e)
-                l->p++;
-        } else if (*l->p == '(') {
-            lex_cfws(l);
-        } else {
-            l->p++;
-        }
-    }
-}
-
-static bool ieq_prefix(const char *s, size_t n, const char *prefix)
-{
-    size_t pn = strlen(prefix);
-    return n >= pn && str_ieq(s, pn, prefix);
-}
-
-/* Fill en->kind, digest and the boundary from the Content-Type value m[s..e). */
-static void parse_content_type(struct ent *en, const char *m, size_t s, size_t e)
-{
-    struct lex l = { m + s, m + e };
-    const char *type, *sub;
-    size_t tn, sn;
-
-    en->kind = K_TEXT;          /* RFC 2045 5.2: an unparsable field means text/plain */
-    lex_cfws(&l);
-    if (!lex_token(&l, &type, &tn))
-        return;
-    lex_cfws(&l);
-    if (l.p >= l.e || *l.p != '/')
-        return;
-    l.p++;
-    lex_cfws(&l);
-    if (!lex_token(&l, &sub, &sn))
-        return;
-
-    if (str_ieq(type, tn, "text")) {
-        en->kind = K_TEXT;
-    } else if (str_ieq(type, tn, "multipart")) {
-        en->kind = K_MULTIPART;
-        en->digest = str_ieq(sub, sn, "digest");
-    } else if (str_ieq(type, tn, "message")) {
-        if (str_ieq(sub, sn, "rfc822"))
-            en->kind = K_RFC822;
-        else if (ieq_prefix(sub, sn, "global"))
-            en->kind = K_BINARY;    /* RFC 6532 3.5 allows base64 for message/global* */
-        else
-            en->kind = K_MSG_OTHER;
-    } else {
-        en->kind = K_BINARY;
-    }
-    if (en->kind != K_MULTIPART)
-        return;
-
-    for (;;) {
-        const char *attr;
-        size_t an, vn;
-        bool trunc;
-        char val[MIME_BOUNDARY_MAX];
-
-        lex_cfws(&l);
-        if (l.p >= l.e)
-            return;
-        if (*l.p != ';') {
-            lex_skip_param(&l);
-            continue;
-        }
-        l.p++;
-        lex_cfws(&l);
-        if (!lex_token(&l, &attr, &an)) {
-            lex_skip_param(&l);
-            continue;
-        }
-        lex_cfws(&l);
-        if (l.p >= l.e || *l.p != '=') {
-            lex_skip_param(&l);
-            continue;
-        }
-        l.p++;
-        lex_cfws(&l);
-        if (!lex_value(&l, val, sizeof val, &vn, &trunc)) {
-            lex_skip_param(&l);
-            continue;
-        }
-        /* XXX: an RFC 2231 boundary*0= / boundary*= is not recognised; none seen in use */
-        if (!str_ieq(attr, an, "boundary"))
-            continue;
-        if (en->blen > 0 || en->blong) {
-            en->bdup = true;
-            continue;
-        }
-        if (trunc)
-            en->blong = true;
-        else if (vn > 0) {
-            memcpy(en->boundary, val, vn);
-            en->blen = vn;
-        }
-    }
-}
-
-/* Classify the Content-Transfer-Encoding value m[s..e). */
-static void parse_cte(struct ent *en, const char *m, size_t s, size_t e)
-{
-    struct lex l = { m + s, m + e };
-    const char *t;
-    size_t tn;
-
-    lex_cfws(&l);
-    if (!lex_token(&l, &t, &tn)) {
-        /* empty: receivers fall back to 7bit, so the body is shown as it is */
-        en->cte = l.p >= l.e ? CTE_IDENTITY : CTE_OTHER;
-        return;
-    }
-    lex_cfws(&l);
-    if (l.p < l.e) {
-        en->cte = CTE_OTHER;    /* trailing junk */
-        return;
-    }
-    if (str_ieq(t, tn, "7bit")) {
-        en->cte = CTE_IDENTITY;
-    } else if (str_ieq(t, tn, "8bit") || str_ieq(t, tn, "binary")) {
-        en->cte = CTE_IDENTITY;
-        en->cte_rewrite = true;
-    } else if (str_ieq(t, tn, "quoted-printable")) {
-        en->cte = CTE_QP;
-    } else if (str_ieq(t, tn, "base64")) {
-        en->cte = CTE_BASE64;
-    } else {
-        en->cte = CTE_OTHER;
-    }
-}
-
-/* Note one complete header field m[fs..fe) (fe: after its last LF, or the block end). */
-static void note_field(struct ent *en, const char *m, size_t fs, size_t fe)
-{
-    const char *colon = memchr(m + fs, ':', fe - fs);
-    if (colon == NULL)
-        return;
-    size_t ne = (size_t)(colon - m), vs = ne + 1;
-    while (ne > fs && (m[ne - 1] == ' ' || m[ne - 1] == '\t'))
-        ne--;                   /* obsolete "Name :" syntax */
-    if (str_ieq(m + fs, ne - fs, "content-type")) {
-        if (en->nct++ == 0) {
-            en->ct_s = vs;
-            en->ct_e = fe;
-        }
-    } else if (str_ieq(m + fs, ne - fs, "content-transfer-encoding")) {
-        if (en->ncte++ == 0) {
-            en->cte_s = fs;
-            en->cte_e = fe;
-            en->cte_vs = vs;
-            en->cte_ve = fe;
-        }
-    } else if (str_ieq(m + fs, ne - fs, "mime-version")) {
-        en->mime_version = true;
-    }
-}
-
-/*
- * Split m[s..e) into header block and body and note the fields that matter. A header
- * block ends at the first empty line; without one, the whole entity is header.
- */
-static void parse_head(struct ent *en, const char *m, size_t s, size_t e)
-{
-    size_t pos = s, fs = SIZE_MAX;
-
-    memset(en, 0, sizeof *en);
-    en->s = s;
-    en->e = e;
-    en->hend = en->bstart = e;
-    while (pos < e) {
-        const char *lf = memchr(m + pos, '\n', e - pos);
-        size_t le = lf ? (size_t)(lf - m) : e;
-        if (le == pos) {
-            en->hend = pos;
-            en->bstart = pos + 1;
-            break;
-        }
-        if (m[pos] != ' ' && m[pos] != '\t') {
-            if (fs != SIZE_MAX)
-                note_field(en, m, fs, pos);
-            fs = pos;
-        }
-        pos = lf ? le + 1 : e;
-    }
-    if (fs != SIZE_MAX)
-        note_field(en, m, fs, en->hend);
 }
 
 /* ---- encoders ---- */
@@ -460,53 +135,35 @@ static enum mime_result enc_qp(struct conv *c, size_t s, size_t e)
     return emit(c, line, col);
 }
 
+/* Octets per base64 line: B64_LINE_MAX characters encode this many. */
+#define B64_GROUP_MAX (B64_LINE_MAX / 4 * 3)
+
 struct b64 {
     struct conv *c;
-    unsigned char grp[3];
+    unsigned char grp[B64_GROUP_MAX];
     size_t g;                   /* octets in grp */
-    size_t col;                 /* characters in line[1..] */
     bool first;                 /* no line written yet */
-    char line[1 + B64_LINE_MAX];    /* line[0]: the LF that ends the previous line */
+    char line[1 + B64_LINE_MAX + 1];    /* line[0]: the LF that ends the previous line;
+                                           + 1: the NUL b64_encode_block() writes */
 };
 
-static const char b64_alpha[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
+/* Encode the octets in grp as one line (padded if it is the last) and emit it. */
 static enum mime_result b64_flush(struct b64 *b)
 {
-    size_t skip = b->first ? 1 : 0;
-    if (b->col == 0)
-        return MIME_OK;
-    b->first = false;
-    size_t n = b->col + 1 - skip;
-    b->col = 0;
-    return emit(b->c, b->line + skip, n);
-}
+    size_t skip = b->first ? 1 : 0, n;
 
-/* Encode the g (1..3) octets in grp as one quantum, padded. */
-static void b64_quantum(struct b64 *b, size_t g)
-{
-    unsigned char *q = b->grp;
-    char *o = b->line + 1 + b->col;
-    if (g < 3)
-        q[2] = 0;
-    if (g < 2)
-        q[1] = 0;
-    o[0] = b64_alpha[q[0] >> 2];
-    o[1] = b64_alpha[(q[0] & 3) << 4 | q[1] >> 4];
-    o[2] = g > 1 ? b64_alpha[(q[1] & 15) << 2 | q[2] >> 6] : '=';
-    o[3] = g > 2 ? b64_alpha[q[2] & 63] : '=';
-    b->col += 4;
+    if (b->g == 0)
+        return MIME_OK;
+    n = b64_encode_block(b->line + 1, b->grp, b->g);
     b->g = 0;
+    b->first = false;
+    return emit(b->c, b->line + skip, n + 1 - skip);
 }
 
 static enum mime_result b64_put(struct b64 *b, unsigned char ch)
 {
     b->grp[b->g++] = ch;
-    if (b->g < 3)
-        return MIME_OK;
-    b64_quantum(b, 3);
-    return b->col == B64_LINE_MAX ? b64_flush(b) : MIME_OK;
+    return b->g == B64_GROUP_MAX ? b64_flush(b) : MIME_OK;
 }
 
 /*
@@ -520,7 +177,7 @@ static enum mime_result enc_b64(struct conv *c, size_t s, size_t e)
     enum mime_result r;
 
     b.c = c;
-    b.g = b.col = 0;
+    b.g = 0;
     b.first = true;
     b.line[0] = '\n';
     for (size_t i = s; i < e; i++) {
@@ -530,8 +187,6 @@ static enum mime_result enc_b64(struct conv *c, size_t s, size_t e)
         if ((r = b64_put(&b, ch)) != MIME_OK)
             return r;
     }
-    if (b.g > 0)
-        b64_quantum(&b, b.g);
     if ((r = b64_flush(&b)) != MIME_OK)
         return r;
     if (e > s && c->m[e - 1] == '\n')
@@ -660,7 +315,7 @@ static enum mime_result conv_entity(struct conv *c, size_t s, size_t e, unsigned
     if (find_8bit(m, s, e) == e)
         return copy(c, s, e);
 
-    parse_head(&en, m, s, e);
+    mime_parse_head(&en, m, s, e);
     if ((bad = find_8bit(m, s, en.hend)) < en.hend) {
         set_err(c, "non-ASCII or NUL octet in %s header at offset %zu (headers cannot be "
             "converted to 7-bit)", s == 0 ? "the message" : is_msg ? "an embedded message"
@@ -683,10 +338,10 @@ static enum mime_result conv_entity(struct conv *c, size_t s, size_t e, unsigned
     }
     en.kind = def_rfc822 ? K_RFC822 : K_TEXT;
     if (en.nct > 0)
-        parse_content_type(&en, m, en.ct_s, en.ct_e);
+        mime_parse_content_type(&en, m, en.ct_s, en.ct_e);
     en.cte = CTE_IDENTITY;
     if (en.ncte > 0)
-        parse_cte(&en, m, en.cte_vs, en.cte_ve);
+        mime_parse_cte(&en, m, en.cte_vs, en.cte_ve);
     if (en.cte != CTE_IDENTITY) {
         set_err(c, "entity at offset %zu has 8-bit octets in a body that is already "
             "encoded (%s)", s, en.cte == CTE_QP ? "quoted-printable"

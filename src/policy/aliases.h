@@ -7,6 +7,8 @@
  *        and pipe ("|cmd") targets are refused at load time.
  * Limits: physical lines <= ALIASES_LINE_MAX octets; alias nesting <= ALIASES_DEPTH_MAX;
  *        :include: nesting <= ALIASES_INCLUDE_MAX; files <= ALIASES_FILE_MAX octets.
+ * Files: aliases_parse.c (syntax), aliases_index.c (the table, loading, lookup),
+ *        aliases_expand.c (expansion); aliases_int.h is what they share.
  *
  * Syntax (Postfix/sendmail style):
  *   - A logical line starts in column 1 with "name: target, target, ...". A physical line that

@@ -13,6 +13,9 @@
  *        AUTH_FILE_MAX for both files, AUTH_THROTTLE_MAX tracked addresses, users and
  *        (address, user) pairs each.
  *
+ * Files: the sections below are implemented by sasl.c, passwd.c, throttle.c and senders.c
+ * (shared helpers: authutil.h, internal to src/policy/).
+ *
  * Threads: auth_db and auth_senders are immutable after loading; any number of threads may
  * use one concurrently. An auth_throttle belongs to one thread (the event loop).
  */
@@ -46,7 +49,7 @@
 #define AUTH_LOGIN_CHALLENGE_USER "VXNlcm5hbWU6"
 #define AUTH_LOGIN_CHALLENGE_PASS "UGFzc3dvcmQ6"
 
-/* ---- SASL payloads (pure) ---- */
+/* ---- SASL payloads (pure; sasl.c) ---- */
 
 /*
  * Decode the n octets of base64 at in (RFC 4648 4: alphabet A-Z a-z 0-9 + /, no whitespace or
@@ -104,7 +107,7 @@ enum auth_perr auth_plain_decode(const char *b64, size_t n, char *user, size_t u
  */
 enum auth_perr auth_login_decode(const char *b64, size_t n, size_t max, char *out, size_t osz);
 
-/* ---- the password file ---- */
+/* ---- the password file (passwd.c) ---- */
 
 struct auth_db;     /* opaque */
 
@@ -154,7 +157,7 @@ size_t auth_db_count(const struct auth_db *db);
  */
 int auth_hash_password(const char *pass, char *out, size_t osz);
 
-/* ---- failed-login throttling ---- */
+/* ---- failed-login throttling (throttle.c) ---- */
 
 struct auth_throttle;   /* opaque */
 
@@ -246,7 +249,7 @@ void auth_throttle_end(struct auth_throttle *t, const char *addr, const char *us
 /* Number of client addresses tracked now (for tests and statistics). */
 size_t auth_throttle_count(const struct auth_throttle *t);
 
-/* ---- submission: who may use which sender address ---- */
+/* ---- submission: who may use which sender address (senders.c) ---- */
 
 struct auth_senders;    /* opaque */
 

@@ -11,6 +11,7 @@
 #include "conf/conf.h"
 #include "deliver/local.h"
 #include "smtp/parse.h"
+#include "queue/retry.h"
 #include "queue/spool.h"
 #include "util/buf.h"
 #include "util/log.h"
@@ -53,6 +54,7 @@ int notify_queue(const struct conf *c, struct spool *sp, const struct env_msg *m
         to = "postmaster";
     }
     struct dsn_rcpt *dr = xcalloc(m->nrcpt + 1, sizeof *dr);
+    struct retry_policy rp = retry_policy_of(c);
     size_t n = 0;
     for (size_t i = 0; i < m->nrcpt; i++) {
         if (act[i] == NOTIFY_NONE)
@@ -66,7 +68,7 @@ int notify_queue(const struct conf *c, struct spool *sp, const struct env_msg *m
         dr[n].diagnostic = r->reason;
         dr[n].last_attempt = now;
         if (act[i] == DSN_DELAYED)
-            dr[n].will_retry_until = m->arrival + (time_t)c->max_queue_lifetime;
+            dr[n].will_retry_until = retry_expires_at(&rp, m->arrival);
         n++;
     }
     char seed[64];

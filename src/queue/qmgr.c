@@ -29,9 +29,11 @@
 #include "mail/mime.h"
 #include "policy/aliases.h"
 #include "queue/notify.h"
+#include "queue/retry.h"
 #include "queue/spool.h"
 #include "smtp/parse.h"
 #include "util/buf.h"
+#include "util/container.h"
 #include "util/log.h"
 #include "util/str.h"
 #include "util/tpool.h"
@@ -136,16 +138,6 @@ static void qmsg_free(struct qmsg *m)
     free(m);
 }
 
-static unsigned backoff(const struct conf *c, unsigned attempts)
-{
-    unsigned long long d = c->retry_min ? c->retry_min : 1;
-    for (unsigned i = 1; i < attempts && d < c->retry_max; i++)
-        d *= 2;
-    if (d > c->retry_max)
-        d = c->retry_max;
-    return (unsigned)d;
-}
-
 static void set_str(char **dst, const char *v)
 {
     /* copy first: v may be *dst itself (expiry keeps the last host) */
@@ -172,7 +164,9 @@ static void rcpt_outcome(struct qmsg *m, size_t i, enum env_rstate st, const cha
     set_str(&r->host, host);
     set_str(&r->reason, reason);
     if (st == ENV_R_PENDING) {
-        r->next_try = now + backoff(c, r->attempts);
+        struct retry_policy rp = retry_policy_of(c);
+
+        r->next_try = retry_next_try(&rp, r->attempts, now);
         m->q->stats.deferred++;
         pthread_mutex_unlock(&m->q->mu);
         return;
@@ -211,7 +205,7 @@ static size_t count_hops(const char *p, size_t n)
 
 static void local_job(struct tpool_job *j)
 {
-    struct qmsg *m = (struct qmsg *)((char *)j - offsetof(struct qmsg, job));
+    struct qmsg *m = container_of(j, struct qmsg, job);
     struct qmgr *q = m->q;
     struct env_msg *e = &m->env;
     time_t now = time(NULL);
@@ -421,7 +415,7 @@ static void start_remote(struct qmsg *m)
 
 static void local_done(struct tpool_job *j)
 {
-    struct qmsg *m = (struct qmsg *)((char *)j - offsetof(struct qmsg, job));
+    struct qmsg *m = container_of(j, struct qmsg, job);
     struct qmgr *q = m->q;
     for (size_t i = 0; i < m->ncreated; i++)
         qmgr_add(q, &m->created[i]);
@@ -443,9 +437,10 @@ static void local_done(struct tpool_job *j)
     }
     if (m->load_failed) {
         time_t now = time(NULL);
+        struct retry_policy rp = retry_policy_of(q->conf);
         for (size_t i = 0; i < m->env.nrcpt; i++)
             if (m->env.rcpts[i].state == ENV_R_PENDING)
-                m->env.rcpts[i].next_try = now + backoff(q->conf, ++m->env.rcpts[i].attempts);
+                m->env.rcpts[i].next_try = retry_next_try(&rp, ++m->env.rcpts[i].attempts, now);
         round_finish(m);
         return;
     }
@@ -456,7 +451,7 @@ static void local_done(struct tpool_job *j)
 
 static void finish_job(struct tpool_job *j)
 {
-    struct qmsg *m = (struct qmsg *)((char *)j - offsetof(struct qmsg, job));
+    struct qmsg *m = container_of(j, struct qmsg, job);
     struct qmgr *q = m->q;
     const struct conf *c = m->conf;
     struct env_msg *e = &m->env;
@@ -465,6 +460,7 @@ static void finish_job(struct tpool_job *j)
         return;     /* quarantined */
     int *delayed = xcalloc(e->nrcpt + 1, sizeof *delayed);
     bool any_delay = false;
+    struct retry_policy rp = retry_policy_of(c);
     if (m->delete_after) {
         spool_remove(q->sp, e->id);
         log_info("%s removed by the administrator", e->id);
@@ -477,16 +473,16 @@ static void finish_job(struct tpool_job *j)
         delayed[i] = NOTIFY_NONE;
         if (r->state != ENV_R_PENDING)
             continue;
-        if (now - e->arrival >= (time_t)c->max_queue_lifetime) {
+        enum retry_action act = retry_decide(&rp, e->arrival, r->delay_notified,
+            retry_delay_wanted(r->notify, e->sender[0] == '\0'), now);
+        if (act == RETRY_EXPIRE) {
             char why[900];
             snprintf(why, sizeof why, "message expired in the queue after %lld seconds; "
                 "last error: %s", (long long)(now - e->arrival), r->reason ? r->reason : "none");
             log_info("%s to=<%s> status=expired reason=\"%s\"", e->id, r->addr,
                 r->reason ? r->reason : "none");
             rcpt_outcome(m, i, ENV_R_FAILED, "4.4.7", r->host, why, now);
-        } else if (c->delay_warning_time && !r->delay_notified &&
-            now - e->arrival >= (time_t)c->delay_warning_time &&
-            (r->notify == 0 || (r->notify & SMTP_NOTIFY_DELAY)) && e->sender[0]) {
+        } else if (act == RETRY_DELAY_NOTICE) {
             delayed[i] = DSN_DELAYED;
             pthread_mutex_lock(&q->mu);
             r->delay_notified = true;
@@ -537,7 +533,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 static void finish_done(struct tpool_job *j)
 {
-    struct qmsg *m = (struct qmsg *)((char *)j - offsetof(struct qmsg, job));
+    struct qmsg *m = container_of(j, struct qmsg, job);
     struct qmgr *q = m->q;
     m->busy = false;
     q->busy--;
@@ -585,14 +581,12 @@ static void finish_done(struct tpool_job *j)
         return;
     }
     /* A delay notice may be due before the next try. */
-    const struct conf *c = q->conf;
-    if (c->delay_warning_time && m->env.sender[0]) {
-        time_t warn = m->env.arrival + (time_t)c->delay_warning_time;
-        for (size_t i = 0; i < m->env.nrcpt; i++)
-            if (m->env.rcpts[i].state == ENV_R_PENDING && !m->env.rcpts[i].delay_notified &&
-                warn > now && warn < next)
-                next = warn;
-    }
+    struct retry_policy rp = retry_policy_of(q->conf);
+    bool notice_pending = false;
+    for (size_t i = 0; i < m->env.nrcpt; i++)
+        notice_pending |= m->env.rcpts[i].state == ENV_R_PENDING &&
+            !m->env.rcpts[i].delay_notified;
+    next = retry_wakeup(&rp, m->env.arrival, notice_pending && m->env.sender[0], next, now);
     struct timeval tv = { next > now ? next - now : 0, 0 };
     if (m->timer == NULL)
         m->timer = evtimer_new(q->base, on_timer, m);
@@ -709,14 +703,14 @@ void qmgr_untrace(struct qmgr *q, void *arg)
 /* Worker: write the hold flag (part of the status file). */
 static void hold_job(struct tpool_job *j)
 {
-    struct qmsg *m = (struct qmsg *)((char *)j - offsetof(struct qmsg, job));
+    struct qmsg *m = container_of(j, struct qmsg, job);
     if (spool_save_status(m->q->sp, &m->env) == -1)
         log_warn("%s cannot save the hold flag", m->env.id);
 }
 
 static void hold_done(struct tpool_job *j)
 {
-    struct qmsg *m = (struct qmsg *)((char *)j - offsetof(struct qmsg, job));
+    struct qmsg *m = container_of(j, struct qmsg, job);
     m->busy = false;
     m->q->busy--;
     if (m->delete_after)
@@ -756,14 +750,14 @@ int qmgr_hold(struct qmgr *q, const char *id, bool hold)
 
 static void delete_job(struct tpool_job *j)
 {
-    struct qmsg *m = (struct qmsg *)((char *)j - offsetof(struct qmsg, job));
+    struct qmsg *m = container_of(j, struct qmsg, job);
     spool_remove(m->q->sp, m->env.id);
     log_info("%s removed by the administrator", m->env.id);
 }
 
 static void delete_done(struct tpool_job *j)
 {
-    struct qmsg *m = (struct qmsg *)((char *)j - offsetof(struct qmsg, job));
+    struct qmsg *m = container_of(j, struct qmsg, job);
     m->q->busy--;
     qmsg_free(m);
 }

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "smtp/parse.h"
+#include "util/b64.h"
 #include "util/str.h"
 #include "util/xmalloc.h"
 
@@ -494,31 +495,6 @@ static void begin_msg(struct smtp_client *c, struct cli_out *out)
 
 /* ---- STARTTLS and AUTH ---- */
 
-/* Append base64 (RFC 4648 4, padded) of the n octets at s to b. Returns 0 or -1.
- * XXX: share with policy/auth.c */
-static int b64_put(struct buf *b, const unsigned char *s, size_t n)
-{
-    static const char tab[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char q[4];
-    int err = 0;
-
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned long v = (unsigned long)s[i] << 16;
-        if (i + 1 < n)
-            v |= (unsigned long)s[i + 1] << 8;
-        if (i + 2 < n)
-            v |= s[i + 2];
-        q[0] = tab[v >> 18 & 63];
-        q[1] = tab[v >> 12 & 63];
-        q[2] = i + 1 < n ? tab[v >> 6 & 63] : '=';
-        q[3] = i + 2 < n ? tab[v & 63] : '=';
-        err |= buf_append(b, q, sizeof q);
-    }
-    wipe(q, sizeof q);
-    return err;
-}
-
 /* The PLAIN message (RFC 4616 2): empty authzid, NUL, user, NUL, pass. */
 static size_t plain_len(const struct smtp_client *c)
 {
@@ -535,7 +511,7 @@ static int put_plain(const struct smtp_client *c, struct buf *b)
     memcpy(raw + 1, c->auth_user, un);
     raw[1 + un] = '\0';
     memcpy(raw + 2 + un, c->auth_pass, pn);
-    err = b64_put(b, raw, plain_len(c));
+    err = b64_encode(raw, plain_len(c), b);
     wipe(raw, sizeof raw);
     return err;
 }
@@ -820,7 +796,7 @@ static void on_auth(struct smtp_client *c, const struct smtp_reply *r, struct cl
             err |= put_plain(c, &cmd);
         } else {
             const char *v = c->auth_sent == 0 ? c->auth_user : c->auth_pass;
-            err |= b64_put(&cmd, (const unsigned char *)v, strlen(v));
+            err |= b64_encode(v, strlen(v), &cmd);
         }
         err |= buf_puts(&cmd, "\r\n");
         if (emit_secret(out, &cmd, err) == -1) {

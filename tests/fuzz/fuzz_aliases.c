@@ -5,7 +5,7 @@
  *        defines and checking the result invariants (lower-cased, deduplicated locals).
  * Never: expands inputs that mention "include": that would read files named by the input.
  * Build: clang -fsanitize=fuzzer,address,undefined -Isrc tests/fuzz/fuzz_aliases.c
- *        src/policy/aliases.c src/util/buf.c src/util/str.c src/util/xmalloc.c
+ *        src/policy/aliases_*.c src/util/buf.c src/util/str.c src/util/xmalloc.c src/util/log.c
  */
 #include <stdbool.h>
 #include <stddef.h>

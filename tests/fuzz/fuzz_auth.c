@@ -8,9 +8,8 @@
  *        and sender-map parsers on the input as a file (through a memfd), and the throttle
  *        driven by the input as a list of operations.
  * Never: runs crypt_r() on input (auth_db_verify is slow by design); touches the disk.
- * Build: clang -fsanitize=fuzzer,address,undefined -Isrc tests/fuzz/fuzz_auth.c
- *        src/policy/auth.c src/util/buf.c src/util/str.c src/util/xmalloc.c src/util/log.c
- *        -lcrypt
+ * Build: make build-fuzz/fuzz_auth (clang -fsanitize=fuzzer,address,undefined, linked with
+ *        the library sources: policy/sasl.c, passwd.c, throttle.c, senders.c and their helpers)
  */
 #include <stdbool.h>
 #include <stddef.h>

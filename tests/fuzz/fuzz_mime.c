@@ -1,5 +1,5 @@
 /*
- * tests/fuzz/fuzz_mime.c - libFuzzer target for mail/mime.c.
+ * tests/fuzz/fuzz_mime.c - libFuzzer target for mail/mime.c and mail/mime_head.c.
  *
  * Input: a whole message in spool form (LF line ends), converted with mime_to_7bit().
  * Checked:
@@ -15,7 +15,8 @@
  *
  * Build: clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer,address,undefined \
  *            -fno-sanitize-recover=all tests/fuzz/fuzz_mime.c src/mail/mime.c \
- *            src/util/buf.c src/util/str.c src/util/xmalloc.c
+ *            src/mail/mime_head.c src/util/b64.c src/util/buf.c src/util/str.c \
+ *            src/util/xmalloc.c -lcrypto (or: make build-fuzz/fuzz_mime)
  * Corpus: tests/fuzz/corpus/mime/
  */
 #include <stdbool.h>

@@ -125,7 +125,7 @@ static const struct ckey keys[] = {
     KEY("expn", CT_LOOKUP, expn, "off", 0, "off: 502; on: list alias members"),
     NUM("workers", CT_COUNT, workers, "8", 1, 256, CK_RESTART, "disk worker threads"),
     KEY("retry_min", CT_TIME, retry_min, "5m", 0, "first retry of a deferred delivery"),
-    KEY("retry_max", CT_TIME, retry_max, "1h", 0, "longest retry interval"),
+    KEY("retry_max", CT_TIME, retry_max, "30m", 0, "longest retry interval"),
     KEY("max_queue_lifetime", CT_TIME, max_queue_lifetime, "5d", 0,
         "then a deferred message bounces"),
     KEY("delay_warning_time", CT_TIME, delay_warning_time, "4h", 0,

@@ -71,7 +71,7 @@ def test_check_config_prints_settings(tmp_path):
     assert s["vrfy"] == "on" and s["expn"] == "off"
     assert s["workers"] == "3"
     # setting workers must not disturb its neighbours
-    assert s["retry_min"] == "5m" and s["retry_max"] == "1h"
+    assert s["retry_min"] == "5m" and s["retry_max"] == "30m"
     assert s["max_queue_lifetime"] == "2d"
     assert "# aliases: 1 entries" in r.stdout
 
@@ -90,7 +90,7 @@ def test_check_config_defaults(tmp_path):
     assert s["greet_pause"] == "1000ms"
     assert s["vrfy"] == "off" and s["expn"] == "off"
     assert s["workers"] == "8"
-    assert s["retry_min"] == "5m" and s["retry_max"] == "1h"
+    assert s["retry_min"] == "5m" and s["retry_max"] == "30m"
     assert s["max_queue_lifetime"] == "5d"
     assert s["log_debug"] == "off"
     assert s["relay_networks"] == ""

@@ -125,6 +125,37 @@ static void test_policy_of_conf(void **state)
     assert_int_equal(p.delay_warning_time, 4);
 }
 
+/* The built-in schedule, as postel.conf(5) states it with its numbers: retries 5, 15, 35
+ * and 65 minutes after the first failure, then every 30 minutes (RFC 1123 5.3.1.1: "at
+ * least 30 minutes", as sendmail's -q30m queue runs), a delay notice after 4 hours, a
+ * bounce after 5 days. */
+static void test_default_schedule(void **state)
+{
+    (void)state;
+    char err[512];
+    struct conf *c = conf_parse("", 0, "(test)", err, sizeof err);
+    assert_non_null(c);
+    struct retry_policy p = retry_policy_of(c);
+    conf_free(c);
+    assert_int_equal(p.retry_min, 300);
+    assert_int_equal(p.retry_max, 1800);
+    assert_int_equal(p.delay_warning_time, 4 * 3600);
+    assert_int_equal(p.max_queue_lifetime, 5 * 86400);
+    static const unsigned want_min[] = { 5, 15, 35, 65, 95, 125, 155 };
+    time_t t = T0;
+    for (unsigned a = 1; a <= sizeof want_min / sizeof want_min[0]; a++) {
+        t = retry_next_try(&p, a, t);
+        assert_int_equal((t - T0) / 60, want_min[a - 1]);
+    }
+    /* every 30 minutes from then on, until the fifth day: about 240 attempts in all */
+    unsigned attempts = 1;
+    for (t = T0; !retry_expired(&p, T0, t); attempts++)
+        t = retry_next_try(&p, attempts, t);
+    assert_true(attempts >= 235 && attempts <= 245);
+    assert_int_equal(retry_decide(&p, T0, false, true, T0 + 4 * 3600 - 1), RETRY_WAIT);
+    assert_int_equal(retry_decide(&p, T0, false, true, T0 + 4 * 3600), RETRY_DELAY_NOTICE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -135,6 +166,7 @@ int main(void)
         cmocka_unit_test(test_delay_wanted),
         cmocka_unit_test(test_wakeup),
         cmocka_unit_test(test_policy_of_conf),
+        cmocka_unit_test(test_default_schedule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

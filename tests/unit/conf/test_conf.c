@@ -282,7 +282,7 @@ static void test_table_defaults(void **state)
     assert_int_equal(c->greet_pause_ms, 1000);
     assert_int_equal(c->workers, 8);
     assert_int_equal(c->retry_min, 300);
-    assert_int_equal(c->retry_max, 3600);
+    assert_int_equal(c->retry_max, 1800);
     assert_int_equal(c->max_queue_lifetime, 5 * 86400);
     assert_int_equal(c->delay_warning_time, 4 * 3600);
     assert_int_equal(c->smtp_port, 25);

@@ -146,6 +146,18 @@ void conn_free(struct conn *c)
     free(c);
 }
 
+int conn_release_fd(struct conn *c)
+{
+    if (c->bev == NULL || bufferevent_openssl_get_ssl(c->bev) != NULL) {
+        conn_free(c);
+        return -1;
+    }
+    int fd = (int)bufferevent_getfd(c->bev);
+    bufferevent_setfd(c->bev, -1);
+    conn_free(c);
+    return fd;
+}
+
 void conn_set_state(struct conn *c, enum conn_state st)
 {
     enum conn_state old = c->state;
@@ -377,9 +389,12 @@ static void cb_write(struct bufferevent *bev, void *arg)
         c->paused = false;
         return;
     case CONN_OPEN:
+        /* reading goes on only where conn_out_full() stopped it: an owner that stopped
+         * reading itself (conn_read()) decides when to go on */
         bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+        if (c->paused)
+            bufferevent_enable(bev, EV_READ);
         c->paused = false;
-        bufferevent_enable(bev, EV_READ);
         c->ops->on_drained(c, c->arg);
         return;
     case CONN_CONNECTING:

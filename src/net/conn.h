@@ -53,7 +53,7 @@ struct conn_ops {
     /* Input is available in conn_input() (never during a TLS handshake). */
     void (*on_input)(struct conn *c, void *arg);
     /* The output drained (to empty, or below half the cap after conn_out_full() paused
-     * reading; reading is on again unless the state says otherwise). */
+     * reading: then reading is on again). */
     void (*on_drained)(struct conn *c, void *arg);
     /* Something happened (enum conn_event). */
     void (*on_event)(struct conn *c, enum conn_event ev, void *arg);
@@ -80,6 +80,11 @@ struct conn *conn_connect(struct event_base *base, const struct sockaddr *sa, so
     size_t in_max, size_t out_max, const struct conn_ops *ops, void *arg, const char *label);
 /* Close the socket and free everything (no callback runs). NULL is ignored. */
 void conn_free(struct conn *c);
+
+/* Free the connection but keep its socket, which the caller owns from now on (handing a
+ * control connection over to the SMTP server). Unread input is dropped: take it first.
+ * Returns the descriptor, or -1 (and the socket is closed) for a TLS connection. */
+int conn_release_fd(struct conn *c);
 
 /* Change the state; traces "label conn OLD -> NEW" at debug level. Entering CONN_BUSY,
  * CONN_CLOSING or CONN_DEAD stops reading; CONN_DEAD also stops writing; entering CONN_OPEN

@@ -7,7 +7,7 @@
  * Never: reads from an accepted socket: a connection that passes goes to the owner's
  *        accept callback, which owns the descriptor from then on.
  * Limits: max_connections, max_connections_per_ip (trusted_networks are not counted per
- *        address); LISTENER_MAX sockets.
+ *        address); 3 * CONF_MAX_LISTEN listening sockets.
  */
 #ifndef POSTEL_NET_LISTENER_H
 #define POSTEL_NET_LISTENER_H

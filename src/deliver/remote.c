@@ -8,6 +8,9 @@
  * EHLO, or dropped the connection are tried again at the next address; the others are
  * final. When the session has sent its message it takes the next request queued for the
  * same destination over the same connection, and quits when none is waiting.
+ *
+ * Connections, their TLS (STARTTLS as a client, on the same descriptor) and timeouts are
+ * net/conn.c's; this file decides what to send and what a failure means.
  */
 #include "deliver/remote.h"
 
@@ -21,17 +24,13 @@
 #include <strings.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 #include "conf/conf.h"
 #include "deliver/mx.h"
 #include "mail/mime.h"
-#include "net/tls.h"
+#include "net/conn.h"
 #include "smtp/reply.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -51,7 +50,8 @@ struct session {
     struct remote_req *req;     /* current message */
     struct mx_target t[32];
     size_t nt, ti;              /* targets and the one in use */
-    struct bufferevent *bev;
+    struct conn *conn;          /* NULL between connections */
+    unsigned long nconn;        /* connections made: tells a new one from the old */
     struct smtp_client cli;
     struct reply_parser rp;
     struct buf send;
@@ -63,13 +63,11 @@ struct session {
     const char **sub_orcpt;
     struct cli_msg sub;
     bool conn_failed;           /* the current connection failed (try the next address) */
-    bool tls_handshake;         /* a STARTTLS handshake is running */
     bool *alive;                /* cleared when the session is freed (a caller is looking) */
     bool parked;                /* idle between messages, on dest->idle */
     struct session *idle_next;
     struct event *idle_timer;
     enum cli_tls policy;        /* for this destination */
-    bool closing;
     bool started;
     unsigned long long octets, octets7;    /* SIZE= on the wire: as is, and in 7-bit form */
     struct session *prev, *next;
@@ -91,6 +89,9 @@ static void session_handle(struct session *s, struct cli_out *out);
 static void start_tls(struct session *s);
 static void park(struct session *s);
 static void session_take_next(struct session *s);
+
+/* Replies read ahead of the client machine: reading pauses here. */
+#define REMOTE_IN_MAX   (64 * 1024)
 
 struct remote *remote_new(struct event_base *base, struct dns *dns, const struct conf *conf,
     SSL_CTX *client_tls)
@@ -282,8 +283,7 @@ static void session_free(struct session *s)
     unpark(s);
     if (s->idle_timer)
         event_free(s->idle_timer);
-    if (s->bev)
-        bufferevent_free(s->bev);
+    conn_free(s->conn);
     cli_free(&s->cli);
     reply_parser_free(&s->rp);
     buf_free(&s->send);
@@ -307,10 +307,8 @@ static void session_free(struct session *s)
 /* The connection is gone: decide what the open recipients get, then continue. */
 static void session_closed(struct session *s)
 {
-    if (s->bev) {
-        bufferevent_free(s->bev);
-        s->bev = NULL;
-    }
+    conn_free(s->conn);
+    s->conn = NULL;
     cli_free(&s->cli);
     reply_parser_free(&s->rp);
     buf_reset(&s->send);
@@ -344,7 +342,7 @@ static void write_body(struct session *s)
             return;
         }
     }
-    struct evbuffer *out = bufferevent_get_output(s->bev);
+    struct evbuffer *out = conn_output(s->conn);
     const char *end = p + n;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -365,8 +363,7 @@ static void write_body(struct session *s)
 static void set_timeouts(struct session *s)
 {
     unsigned t = cli_timeout(&s->cli);
-    struct timeval tv = { t ? t : 300, 0 };
-    bufferevent_set_timeouts(s->bev, &tv, &tv);
+    conn_set_timeouts(s->conn, t ? t : 300, t ? t : 300);
 }
 
 static void session_handle(struct session *s, struct cli_out *out)
@@ -398,7 +395,7 @@ static void session_handle(struct session *s, struct cli_out *out)
     }
     if ((acts & CLI_ACT_SEND) && s->send.len && (acts & CLI_ACT_SECRET)) {
         trace(s->req, ">>>", "AUTH ... (credentials not shown)");
-        bufferevent_write(s->bev, s->send.p, s->send.len);
+        (void)conn_write(s->conn, s->send.p, s->send.len);
         explicit_bzero(s->send.p, s->send.len);
         buf_reset(&s->send);
     } else if ((acts & CLI_ACT_SEND) && s->send.len) {
@@ -412,7 +409,7 @@ static void session_handle(struct session *s, struct cli_out *out)
                 p += l + 2;
             }
         }
-        bufferevent_write(s->bev, s->send.p, s->send.len);
+        (void)conn_write(s->conn, s->send.p, s->send.len);
         buf_reset(&s->send);
     }
     if (acts & CLI_ACT_SEND_BODY) {
@@ -455,15 +452,11 @@ static void session_handle(struct session *s, struct cli_out *out)
         return;
     }
     if (acts & CLI_ACT_CLOSE) {
-        if (evbuffer_get_length(bufferevent_get_output(s->bev)) > 0) {
-            s->closing = true;
-            bufferevent_disable(s->bev, EV_READ);
-            return;
-        }
-        session_closed(s);
+        /* flush, then session_closed() (CONN_EV_CLOSED: at once if nothing is queued) */
+        conn_close(s->conn);
         return;
     }
-    if (s->bev)
+    if (s->conn)
         set_timeouts(s);
 }
 
@@ -489,16 +482,16 @@ static void park(struct session *s)
     struct timeval tv = { s->rm->conf->connection_cache_time, 0 };
     evtimer_add(s->idle_timer, &tv);
     /* no reply is awaited: only the server closing (or a 421) can wake us */
-    struct timeval rd = { s->rm->conf->connection_cache_time + 60, 0 };
-    bufferevent_set_timeouts(s->bev, &rd, &rd);
+    unsigned t = (unsigned)s->rm->conf->connection_cache_time + 60;
+    conn_set_timeouts(s->conn, t, t);
 }
 
-static void on_read(struct bufferevent *bev, void *arg)
+static void on_input(struct conn *cn, void *arg)
 {
     struct session *s = arg;
     unpark(s);      /* a parked connection spoke (a 421 before closing): handle it */
-    struct evbuffer *in = bufferevent_get_input(bev);
-    while (s->bev && evbuffer_get_length(in) > 0) {
+    struct evbuffer *in = conn_input(cn);
+    while (s->conn && evbuffer_get_length(in) > 0) {
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
             break;
@@ -537,87 +530,83 @@ static void on_read(struct bufferevent *bev, void *arg)
         }
         cli_reply(&s->cli, &r, &co);
         reply_free(&r);
-        struct bufferevent *before = s->bev;
-        /* Handling a reply may end the session (and free it) or replace its bufferevent
-         * (TLS, or a connection to the next host): then this callback's work is over. */
+        unsigned long before = s->nconn;
+        /* Handling a reply may end the session (and free it), start TLS (a new input
+         * buffer) or connect to the next host: then this callback's work is over. */
         bool alive = true;
         s->alive = &alive;
         session_handle(s, &co);
         if (!alive)
             return;
         s->alive = NULL;
-        if (s->bev != before || s->tls_handshake)
+        if (s->conn == NULL || s->nconn != before)
+            return;
+        enum conn_state st = conn_state(s->conn);
+        if (st == CONN_TLS_HANDSHAKE || st == CONN_WAIT_DRAIN)
             return;
     }
 }
 
-static void on_write(struct bufferevent *bev, void *arg)
+static void on_drained(struct conn *cn, void *arg)
 {
-    (void)bev;
-    struct session *s = arg;
-    if (s->closing)
-        session_closed(s);
+    (void)cn;
+    (void)arg;
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg)
+static void on_event(struct conn *cn, enum conn_event ev, void *arg)
 {
-    (void)bev;
     struct session *s = arg;
     unpark(s);
     struct cli_out co = { &s->send, 0 };
-    if ((what & BEV_EVENT_CONNECTED) && s->tls_handshake) {
-        s->tls_handshake = false;
-        SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
-        char info[128] = "TLS";
-        if (ssl)
-            tls_describe(ssl, info, sizeof info);
+    if (ev == CONN_EV_CLOSED) {
+        session_closed(s);
+        return;
+    }
+    if (ev == CONN_EV_TLS) {
+        char info[128];
+        conn_tls_info(cn, info, sizeof info);
         trace(s->req, "info", "TLS established: %s", info);
         log_debug("remote: %s: TLS %s", s->t[s->ti].host, info);
         cli_tls_done(&s->cli, true, NULL, &co);
         session_handle(s, &co);
         return;
     }
-    if (what & BEV_EVENT_CONNECTED) {
+    if (ev == CONN_EV_CONNECTED) {
         char host[300];
         target_text(&s->t[s->ti], host, sizeof host);
         trace(s->req, "connect", "Connected to %s", host);
         set_timeouts(s);
         return;
     }
-    if (s->tls_handshake) {
-        s->tls_handshake = false;
-        char detail[300] = "TLS handshake failed";
-        SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
-        long vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
-        unsigned long e = bufferevent_get_openssl_error(s->bev);
-        if (s->policy == CLI_TLS_VERIFY && vr != X509_V_OK)
-            snprintf(detail, sizeof detail, "certificate verification failed: %s",
-                X509_verify_cert_error_string(vr));
-        else if (e)
-            ERR_error_string_n(e, detail, sizeof detail);
-        else if (what & BEV_EVENT_TIMEOUT)
-            snprintf(detail, sizeof detail, "TLS handshake timed out");
+    enum conn_state st = conn_state(cn);
+    if (st == CONN_TLS_HANDSHAKE || st == CONN_WAIT_DRAIN) {
+        char detail[300];
+        bool timeout = ev == CONN_EV_TIMEOUT_READ || ev == CONN_EV_TIMEOUT_WRITE;
+        if (st == CONN_WAIT_DRAIN)
+            (void)str_copy(detail, sizeof detail, "cannot start TLS here");
+        else
+            conn_tls_error(cn, detail, sizeof detail);
+        if (detail[0] == '\0')
+            (void)str_copy(detail, sizeof detail, timeout ? "TLS handshake timed out" :
+                "TLS handshake failed");
         trace(s->req, "info", "%s: %s", s->t[s->ti].host, detail);
         s->conn_failed = true;
         cli_tls_done(&s->cli, false, detail, &co);
         session_handle(s, &co);
         return;
     }
-    if (s->closing) {
+    if (st == CONN_CLOSING) {
         session_closed(s);
         return;
     }
     enum cli_fail why = CLI_FAIL_CLOSED;
     const char *detail = "connection closed";
-    char eb[160];
-    if (what & BEV_EVENT_TIMEOUT) {
+    if (ev == CONN_EV_TIMEOUT_READ || ev == CONN_EV_TIMEOUT_WRITE) {
         why = s->cli.state == CLI_S_GREETING && !s->started ? CLI_FAIL_CONNECT :
             CLI_FAIL_TIMEOUT;
         detail = "timed out";
-    } else if (what & BEV_EVENT_ERROR) {
-        int e = EVUTIL_SOCKET_ERROR();
-        snprintf(eb, sizeof eb, "%s", evutil_socket_error_to_string(e));
-        detail = eb;
+    } else if (ev == CONN_EV_ERROR) {
+        detail = conn_error(cn);
         if (s->cli.state == CLI_S_GREETING)
             why = CLI_FAIL_CONNECT;
     }
@@ -690,42 +679,24 @@ static void session_options(struct session *s)
         log_warnx("relayhost_auth: want user:password (no CR or LF); not used");
 }
 
-/* CLI_ACT_STARTTLS: drop what the server sent after its 220 (it came in plaintext and may
- * be injected), then handshake over the same connection. */
+static const struct conn_ops session_ops = { on_input, on_drained, on_event };
+
+/* CLI_ACT_STARTTLS: the connection drops what the server sent after its 220 (it came in
+ * plaintext and may be injected), then handshakes as a client on the same descriptor:
+ * SNI and, for policy verify, the chain and the host name are checked. */
 static void start_tls(struct session *s)
 {
-    struct evbuffer *in = bufferevent_get_input(s->bev);
-    evbuffer_drain(in, evbuffer_get_length(in));
     reply_parser_free(&s->rp);
     reply_parser_init(&s->rp);
     const struct mx_target *t = &s->t[s->ti];
-    SSL *ssl = SSL_new(s->rm->tls);
-    struct bufferevent *b = NULL;
-    if (ssl) {
-        SSL_set_tlsext_host_name(ssl, t->host);
-        if (s->policy == CLI_TLS_VERIFY) {
-            SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
-            SSL_set1_host(ssl, t->host);
-        } else {
-            SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
-        }
-        b = bufferevent_openssl_filter_new(s->rm->base, s->bev, ssl,
-            BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
-    }
-    struct cli_out co = { &s->send, 0 };
-    if (b == NULL) {
-        if (ssl)
-            SSL_free(ssl);
+    if (conn_starttls(s->conn, s->rm->tls, CONN_TLS_CLIENT, t->host,
+        s->policy == CLI_TLS_VERIFY) < 0) {
+        struct cli_out co = { &s->send, 0 };
         cli_tls_done(&s->cli, false, "cannot start TLS here", &co);
         session_handle(s, &co);
         return;
     }
-    s->bev = b;
-    s->tls_handshake = true;
-    bufferevent_setcb(b, on_read, on_write, on_event, s);
-    struct timeval tv = { CLI_TIMEOUT_TLS, 0 };
-    bufferevent_set_timeouts(b, &tv, &tv);
-    bufferevent_enable(b, EV_READ | EV_WRITE);
+    conn_set_timeouts(s->conn, CLI_TIMEOUT_TLS, CLI_TIMEOUT_TLS);
     trace(s->req, "info", "starting TLS with %s", t->host);
 }
 
@@ -737,33 +708,26 @@ static void session_connect_next(struct session *s)
         char host[300];
         target_text(t, host, sizeof host);
         trace(s->req, "connect", "Connecting to %s via smtp...", host);
-        s->bev = bufferevent_socket_new(rm->base, -1, BEV_OPT_CLOSE_ON_FREE);
-        if (s->bev == NULL)
-            break;
-        bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
-        struct timeval tv = { rm->conf->connect_timeout, 0 };
-        bufferevent_set_timeouts(s->bev, &tv, &tv);
-        bufferevent_enable(s->bev, EV_READ | EV_WRITE);
         s->conn_failed = false;
-        s->closing = false;
         reply_parser_init(&s->rp);
         cli_init(&s->cli, rm->conf->hostname);
         session_options(s);
-        s->tls_handshake = false;
         build_sub(s);
         struct cli_out co = { &s->send, 0 };
         cli_start(&s->cli, &s->sub, &co);
-        if (bufferevent_socket_connect(s->bev, (struct sockaddr *)&t->addr,
-                (int)t->addrlen) == -1) {
-            /* Immediate failure: the event callback may not run; report it here. */
-            bufferevent_free(s->bev);
-            s->bev = NULL;
+        s->conn = conn_connect(rm->base, (struct sockaddr *)&t->addr, t->addrlen,
+            REMOTE_IN_MAX, 0, &session_ops, s, t->host);
+        if (s->conn == NULL) {
+            /* Immediate failure: no event callback runs; report it here. */
             trace(s->req, "info", "%s: connect failed", host);
             cli_fail(&s->cli, CLI_FAIL_CONNECT, "connect failed", &co);
             cli_free(&s->cli);
             reply_parser_free(&s->rp);
             continue;
         }
+        s->nconn++;
+        unsigned ct = (unsigned)rm->conf->connect_timeout;
+        conn_set_timeouts(s->conn, ct, ct);
         return;
     }
     /* No address could even be tried. */

@@ -21,7 +21,6 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
@@ -29,6 +28,7 @@
 #include "deliver/local.h"
 #include "deliver/mx.h"
 #include "deliver/remote.h"
+#include "net/conn.h"
 #include "net/smtpd.h"
 #include "policy/aliases.h"
 #include "queue/qmgr.h"
@@ -41,6 +41,8 @@
 #include "util/xmalloc.h"
 
 #define REQ_MAX 4096
+/* Input read ahead (a request line, and the start of an SMTP session after SMTP). */
+#define CTL_IN_MAX (64 * 1024)
 
 struct control {
     struct control_deps d;
@@ -52,14 +54,11 @@ struct control {
 /* One client connection. */
 struct creq {
     struct control *ctl;
-    struct bufferevent *bev;
+    struct conn *conn;          /* CONN_BUSY: a worker job or a lookup holds this request */
     uid_t uid;
     gid_t gid;
     char user[96];
     bool admin;
-    bool closing;
-    bool busy;                  /* a worker job or a lookup holds this request */
-    bool dead;                  /* the client went away while busy */
     struct tpool_job job;
     char arg[REQ_MAX];
     struct buf out;             /* a worker's answer */
@@ -79,19 +78,11 @@ static void creq_free(struct creq *r)
         ctl->reqs = r->next;
     if (r->next)
         r->next->prev = r->prev;
-    if (r->bev)
-        bufferevent_free(r->bev);
+    conn_free(r->conn);
     buf_free(&r->out);
     conf_free(r->conf);
     conf_free(r->newconf);
     free(r);
-}
-
-static void on_write(struct bufferevent *bev, void *arg)
-{
-    struct creq *r = arg;
-    if (r->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-        creq_free(r);
 }
 
 /* Send the final line and close once it is out. */
@@ -101,12 +92,10 @@ static void finish(struct creq *r, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    evbuffer_add_vprintf(bufferevent_get_output(r->bev), fmt, ap);
+    evbuffer_add_vprintf(conn_output(r->conn), fmt, ap);
     va_end(ap);
-    evbuffer_add(bufferevent_get_output(r->bev), "\n", 1);
-    r->closing = true;
-    bufferevent_disable(r->bev, EV_READ);
-    bufferevent_enable(r->bev, EV_WRITE);
+    evbuffer_add(conn_output(r->conn), "\n", 1);
+    conn_close(r->conn);        /* CONN_EV_CLOSED once the line is out */
 }
 
 static void line(struct creq *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -115,9 +104,9 @@ static void line(struct creq *r, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    evbuffer_add_vprintf(bufferevent_get_output(r->bev), fmt, ap);
+    evbuffer_add_vprintf(conn_output(r->conn), fmt, ap);
     va_end(ap);
-    evbuffer_add(bufferevent_get_output(r->bev), "\n", 1);
+    evbuffer_add(conn_output(r->conn), "\n", 1);
 }
 
 /* JSON string (escaped) appended to b. */
@@ -289,7 +278,9 @@ static void reload_job(struct tpool_job *j)
 static void job_done(struct tpool_job *j)
 {
     struct creq *r = (struct creq *)((char *)j - offsetof(struct creq, job));
-    r->busy = false;
+    bool dead = conn_state(r->conn) == CONN_DEAD;
+    if (!dead)
+        conn_set_state(r->conn, CONN_OPEN);
     aliases_free(r->al);
     r->al = NULL;
     conf_free(r->conf);
@@ -310,7 +301,7 @@ static void job_done(struct tpool_job *j)
         buf_printf(&r->out, "OK configuration reloaded%s%s", changed[0] ?
             "; these take a restart: " : "", changed);
     }
-    if (r->dead) {
+    if (dead) {
         creq_free(r);
         return;
     }
@@ -319,7 +310,7 @@ static void job_done(struct tpool_job *j)
 
 static void run_job(struct creq *r, void (*fn)(struct tpool_job *))
 {
-    r->busy = true;
+    conn_set_state(r->conn, CONN_BUSY);
     r->job.fn = fn;
     r->job.done = job_done;
     tpool_submit(r->ctl->d.wq, &r->job);
@@ -329,11 +320,11 @@ static void on_route(void *arg, enum mx_status st, const char *code, const char 
     const struct mx_target *t, size_t n)
 {
     struct creq *r = arg;
-    r->busy = false;
-    if (r->dead) {
+    if (conn_state(r->conn) == CONN_DEAD) {
         creq_free(r);
         return;
     }
+    conn_set_state(r->conn, CONN_OPEN);
     if (st != MX_OK) {
         line(r, "error %s %s", code, why);
         finish(r, "ERR %s", st == MX_PERM ? "undeliverable" : "try again later");
@@ -392,7 +383,7 @@ static void do_verify(struct creq *r, const char *a)
         mx_relayhost(c->relayhost, d, sizeof d, &port, &no_mx);
     else
         str_copy(d, sizeof d, p.domain);
-    r->busy = true;
+    conn_set_state(r->conn, CONN_BUSY);
     mx_route(r->ctl->d.dns, d, no_mx, c->hostname, port, on_route, r);
 }
 
@@ -401,16 +392,15 @@ static void do_verify(struct creq *r, const char *a)
 static void req_smtp(struct creq *r, const char *arg, const char *rest, size_t restlen)
 {
     struct control *ctl = r->ctl;
-    int fd = bufferevent_getfd(r->bev);
     bool trace = !strcmp(arg, "TRACE");
     /* Hand the socket over to the SMTP engine, with what was read past the request. */
-    bufferevent_setfd(r->bev, -1);
-    bufferevent_free(r->bev);
-    r->bev = NULL;
+    int fd = conn_release_fd(r->conn);
+    r->conn = NULL;
     char user[96];
     str_copy(user, sizeof user, r->user);
     creq_free(r);
-    smtpd_adopt(ctl->d.smtpd, fd, user, trace, rest, restlen);
+    if (fd != -1)
+        smtpd_adopt(ctl->d.smtpd, fd, user, trace, rest, restlen);
 }
 
 static void req_trace(struct creq *r, const char *arg, const char *rest, size_t restlen)
@@ -587,11 +577,11 @@ static void dispatch(struct creq *r, char *req, const char *rest, size_t restlen
     cmd->run(r, arg, rest, restlen);
 }
 
-static void on_read(struct bufferevent *bev, void *arg)
+static void on_input(struct conn *cn, void *arg)
 {
     struct creq *r = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    if (r->busy || r->closing)
+    struct evbuffer *in = conn_input(cn);
+    if (conn_state(cn) != CONN_OPEN)
         return;
     struct evbuffer_ptr p = evbuffer_search(in, "\n", 1, NULL);
     if (p.pos == -1) {
@@ -614,7 +604,7 @@ static void on_read(struct bufferevent *bev, void *arg)
             return;
         }
     }
-    bufferevent_disable(bev, EV_READ);
+    conn_read(cn, false);
     size_t restlen = evbuffer_get_length(in);
     char *rest = restlen ? xmalloc(restlen) : NULL;
     if (restlen)
@@ -624,18 +614,26 @@ static void on_read(struct bufferevent *bev, void *arg)
     free(rest);
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg)
+static void on_drained(struct conn *cn, void *arg)
 {
-    (void)bev;
-    (void)what;
+    (void)cn;
+    (void)arg;
+}
+
+/* The client went away (or its request is answered: CONN_EV_CLOSED). */
+static void on_event(struct conn *cn, enum conn_event ev, void *arg)
+{
     struct creq *r = arg;
-    if (r->busy) {
-        r->dead = true;
-        bufferevent_disable(r->bev, EV_READ | EV_WRITE);
+    if (ev == CONN_EV_CONNECTED || ev == CONN_EV_TLS)
+        return;
+    if (conn_state(cn) == CONN_BUSY) {
+        conn_set_state(cn, CONN_DEAD);
         return;
     }
     creq_free(r);
 }
+
+static const struct conn_ops creq_ops = { on_input, on_drained, on_event };
 
 /* Is uid root or a member of the admin group? */
 static bool is_admin(const struct conf *c, uid_t uid, gid_t gid)
@@ -686,9 +684,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     else
         snprintf(r->user, sizeof r->user, "uid %u", (unsigned)cr.uid);
     r->admin = is_admin(ctl->d.conf, cr.uid, cr.gid);
-    r->bev = bufferevent_socket_new(ctl->d.base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (r->bev == NULL) {
-        close(fd);
+    r->conn = conn_new(ctl->d.base, fd, NULL, CTL_IN_MAX, 0, &creq_ops, r, "control");
+    if (r->conn == NULL) {
+        buf_free(&r->out);
         free(r);
         return;
     }
@@ -696,10 +694,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     if (ctl->reqs)
         ctl->reqs->prev = r;
     ctl->reqs = r;
-    bufferevent_setcb(r->bev, on_read, on_write, on_event, r);
-    struct timeval tv = { 300, 0 };
-    bufferevent_set_timeouts(r->bev, &tv, NULL);
-    bufferevent_enable(r->bev, EV_READ);
+    conn_set_timeouts(r->conn, 300, 0);
 }
 
 struct control *control_new(const struct control_deps *deps, const char *path)

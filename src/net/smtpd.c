@@ -1,41 +1,39 @@
 /*
- * net/smtpd.c - SMTP listener and connection driver.
+ * net/smtpd.c - the receive side: the SMTP session driver and spooling a transaction.
  *
- * The driver reads into the bufferevent's capped input, feeds each complete CRLF line (or
+ * Owns:  sessions (one net/conn connection and one smtp/server machine each), the greet
+ *        pause, the spool jobs of the open transaction and the password checks.
+ * Never: parses SMTP or writes reply text (smtp/server.c does both), binds or counts
+ *        addresses (net/listener.c), touches a bufferevent or SSL (net/conn.c).
+ * Limits: IN_MAX, OUT_MAX (below), LINE_CAP, SPILL_AT.
+ *
+ * The driver reads the connection's capped input, feeds each complete CRLF line (or
  * content bytes in DATA/BDAT) to the session machine in order, and queues its replies;
  * the output is flushed when no complete line is left, which gives PIPELINING for free.
  * Content is handed to the spool on worker threads; while a write or commit is running the
- * connection stops reading, so pipelined commands wait in the input buffer in order.
+ * connection is CONN_BUSY and does not read, so pipelined commands wait in order.
  *
- * Bounds: each connection is one bufferevent on its socket, plaintext or TLS (STARTTLS
- * replaces the plaintext one with a TLS one on the same descriptor once the 220 has gone
- * out), so one input watermark (IN_MAX) and one output cap (OUT_MAX) bound everything a
- * client can make us hold. A spool file is held only while the transaction that wrote it
- * is open: whatever ends the transaction releases it.
+ * Bounds: each connection is one bufferevent, plaintext or TLS (net/conn.c), so one input
+ * watermark (IN_MAX) and one output cap (OUT_MAX) bound everything a client can make us
+ * hold. A spool file is held only while the transaction that wrote it is open: whatever
+ * ends the transaction releases it.
  */
 #include "net/smtpd.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/bufferevent_ssl.h>
-#include <event2/listener.h>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "conf/conf.h"
-#include "net/tls.h"
+#include "net/conn.h"
+#include "net/listener.h"
 #include "policy/auth.h"
 #include "queue/envelope.h"
 #include "queue/qmgr.h"
@@ -55,30 +53,14 @@
 #define OUT_MAX         (256 * 1024)
 /* Input read ahead of the session (pipelined commands, content): reading stops here. */
 #define IN_MAX          (64 * 1024)
-#define IPTAB_SIZE      4096
 
 struct smtpd;
 
-struct ipcount {
-    char ip[64];
-    unsigned n;
-    struct ipcount *next;
-};
-
 enum cjob_kind { CJ_SPILL, CJ_COMMIT, CJ_DISCARD, CJ_AUTH };
-
-/* What a listening socket serves. */
-enum lkind { LK_SMTP, LK_SUBMISSION, LK_SMTPS };
-
-struct lsn {
-    struct smtpd *d;
-    enum lkind kind;
-    struct evconnlistener *l;
-};
 
 struct cjob {
     struct tpool_job w;
-    struct conn *c;
+    struct sess *s;
     enum cjob_kind kind;
     struct spool *sp;
     char id[24];
@@ -89,25 +71,25 @@ struct cjob {
                                    not, -1 if the check never ran */
 };
 
-struct conn {
+/* One SMTP session. Its lifecycle is the state of its connection (conn_state()). */
+struct sess {
     struct smtpd *d;
-    struct bufferevent *bev;
+    struct conn *conn;
     struct smtp_server srv;
     struct event *greet_timer;
-    struct cjob *job;           /* storage for this connection's spool jobs */
+    struct cjob *job;           /* storage for this session's spool jobs */
     int spool_fd;               /* incoming file of the open transaction, or -1 */
     unsigned sid;
-    bool trusted;
-    enum lkind kind;
-    bool tls_handshake;         /* a TLS handshake is running */
-    bool tls_switch;            /* STARTTLS: waiting for the 220 to drain, then TLS */
-    struct event *auth_timer;   /* failed logins: the reply waits */
-    enum auth_result auth_res;  /* result of the password check (NONE: it did not run) */
+    enum lsn_kind kind;
+    bool trusted;               /* trusted_networks: not counted per address */
     bool local;                 /* came in over the control socket */
     bool trace_hold;            /* its messages wait for a TRACE request (sendmail -v) */
-    bool greeted, closing, discarding, busy, dead, eof;
+    bool greeted;               /* the 220 went out */
+    bool discarding;            /* dropping the rest of an overlong command line */
+    struct event *auth_timer;   /* failed logins: the reply waits */
+    enum auth_result auth_res;  /* result of the password check (NONE: it did not run) */
     enum srv_input last_mode;
-    struct conn *prev, *next;
+    struct sess *prev, *next;
 };
 
 struct smtpd {
@@ -117,73 +99,44 @@ struct smtpd {
     struct tpool *wq;
     struct tpool *auth_wq;      /* password checks only: commits never wait behind a hash */
     struct qmgr *qm;
-    struct lsn ls[3 * CONF_MAX_LISTEN];
-    size_t nls;
+    struct listener *lsn;
     struct srv_env env;
     SSL_CTX *tls;               /* server context, or NULL */
     struct auth_db *authdb;     /* NULL: no AUTH */
     struct auth_senders *senders;
     struct auth_throttle *throttle;
     unsigned long long received;    /* messages queued since start */
-    struct conn *conns;
-    size_t nconns;
+    struct sess *sessions;
+    size_t nsessions;
     unsigned next_sid;
-    bool shutting_down;
+    bool shutting_down;         /* sessions close once their job is done */
     bool freeing;               /* smtpd_free(): the workers have stopped */
-    struct ipcount *iptab[IPTAB_SIZE];
     struct buf replies;         /* scratch for one feed's replies (single-threaded loop) */
 };
 
-static void conn_process(struct conn *c);
-static void conn_close(struct conn *c);
-static void greet(struct conn *c);
-static bool handle_out(struct conn *c, struct srv_out *out);
-static void start_tls(struct conn *c);
-static void start_auth(struct conn *c);
-static void auth_checked(struct conn *c, bool ok);
-static void tls_established(struct conn *c);
-static void on_read(struct bufferevent *bev, void *arg);
-static void on_write(struct bufferevent *bev, void *arg);
-static void on_event(struct bufferevent *bev, short what, void *arg);
-static size_t conn_unsent(struct conn *c);
-static void release_spool(struct conn *c);
-static void discard_async(struct conn *c);
+static void sess_process(struct sess *s);
+static void sess_close(struct sess *s);
+static void sess_free(struct sess *s);
+static void greet(struct sess *s);
+static bool handle_out(struct sess *s, struct srv_out *out);
+static void start_tls(struct sess *s);
+static void start_auth(struct sess *s);
+static void auth_checked(struct sess *s, bool ok);
+static void release_spool(struct sess *s);
+static void discard_async(struct sess *s);
 
-/* ---- per-address counts ---- */
-
-static unsigned ip_hash(const char *ip)
+/* A worker job is in flight (the peer may be gone meanwhile: CONN_DEAD). */
+static bool sess_busy(const struct sess *s)
 {
-    unsigned h = 2166136261u;
-    for (; *ip; ip++)
-        h = (h ^ (unsigned char)*ip) * 16777619u;
-    return h % IPTAB_SIZE;
+    enum conn_state st = conn_state(s->conn);
+    return st == CONN_BUSY || st == CONN_DEAD;
 }
 
-static unsigned ip_add(struct smtpd *d, const char *ip, int delta)
+/* The session is on its way out: nothing more is read or said. */
+static bool sess_closing(const struct sess *s)
 {
-    unsigned h = ip_hash(ip);
-    struct ipcount **pp = &d->iptab[h], *e;
-    for (e = *pp; e; pp = &e->next, e = e->next)
-        if (strcmp(e->ip, ip) == 0)
-            break;
-    if (e == NULL) {
-        if (delta < 0)
-            return 0;
-        e = xcalloc(1, sizeof *e);
-        str_copy(e->ip, sizeof e->ip, ip);
-        e->next = d->iptab[h];
-        d->iptab[h] = e;
-        pp = &d->iptab[h];
-    }
-    e->n = (unsigned)((int)e->n + delta);
-    unsigned n = e->n;
-    if (n == 0) {
-        for (pp = &d->iptab[h]; *pp != e; pp = &(*pp)->next)
-            ;
-        *pp = e->next;
-        free(e);
-    }
-    return n;
+    enum conn_state st = conn_state(s->conn);
+    return st == CONN_CLOSING || st == CONN_DEAD;
 }
 
 /* ---- session environment ---- */
@@ -213,38 +166,36 @@ static bool env_sender_ok(void *ctx, const char *user, const char *sender)
 
 /* ---- output ---- */
 
-static void conn_send(struct conn *c, struct srv_out *out)
+static void send_replies(struct sess *s, struct srv_out *out)
 {
     if (out->replies->len > 0) {
-        bufferevent_write(c->bev, out->replies->p, out->replies->len);
+        (void)conn_write(s->conn, out->replies->p, out->replies->len);
         buf_reset(out->replies);
     }
 }
 
-static void set_timeout(struct conn *c)
+static void set_timeout(struct sess *s)
 {
-    enum srv_input m = srv_input_mode(&c->srv);
-    if (m == c->last_mode)
+    enum srv_input m = srv_input_mode(&s->srv);
+    if (m == s->last_mode)
         return;
-    c->last_mode = m;
-    const struct conf *cf = c->d->conf;
-    struct timeval rd = { (m == SRV_IN_DATA || m == SRV_IN_BDAT) ? cf->timeout_data :
-        cf->timeout_command, 0 };
-    struct timeval wr = { cf->timeout_command, 0 };
-    bufferevent_set_timeouts(c->bev, &rd, &wr);
+    s->last_mode = m;
+    const struct conf *cf = s->d->conf;
+    conn_set_timeouts(s->conn, (unsigned)((m == SRV_IN_DATA || m == SRV_IN_BDAT) ?
+        cf->timeout_data : cf->timeout_command), (unsigned)cf->timeout_command);
 }
 
 /* ---- spool jobs ---- */
 
-static struct cjob *conn_job(struct conn *c)
+static struct cjob *sess_job(struct sess *s)
 {
-    if (c->job == NULL) {
-        c->job = xcalloc(1, sizeof *c->job);
-        c->job->c = c;
-        buf_init(&c->job->head, 0);
-        buf_init(&c->job->data, 0);
+    if (s->job == NULL) {
+        s->job = xcalloc(1, sizeof *s->job);
+        s->job->s = s;
+        buf_init(&s->job->head, 0);
+        buf_init(&s->job->data, 0);
     }
-    return c->job;
+    return s->job;
 }
 
 static void job_run(struct tpool_job *w)
@@ -297,97 +248,105 @@ static void tx_envelope(const struct smtp_server *s, struct env_msg *m)
 static void job_done(struct tpool_job *w);
 
 /* Hand the buffered content (and, first time, the envelope) to a worker. */
-static void conn_submit(struct conn *c, enum cjob_kind kind)
+static void sess_submit(struct sess *s, enum cjob_kind kind)
 {
-    struct cjob *j = conn_job(c);
-    struct srv_tx *t = c->srv.tx;
+    struct cjob *j = sess_job(s);
     j->kind = kind;
-    j->sp = c->d->sp;
-    j->fd = c->spool_fd;
-    str_copy(j->id, sizeof j->id, t->id);
+    j->sp = s->d->sp;
+    j->fd = s->spool_fd;
+    (void)str_copy(j->id, sizeof j->id, s->srv.tx->id);
     buf_reset(&j->head);
-    if (c->spool_fd == -1) {
+    if (s->spool_fd == -1) {
         struct env_msg m;
-        tx_envelope(&c->srv, &m);
+        tx_envelope(&s->srv, &m);
         env_encode(&m, &j->head);
         env_free(&m);
     }
-    /* Swap the content buffer into the job: no copy. */
-    struct buf tmp = j->data;
-    j->data = t->body;
-    t->body = tmp;
-    t->body.max = j->data.max;
-    buf_reset(&t->body);
-    t->spilled += j->data.len;
+    (void)srv_take_body(&s->srv, &j->data);
     j->w.fn = job_run;
     j->w.done = job_done;
-    c->busy = true;
-    bufferevent_disable(c->bev, EV_READ);
-    tpool_submit(c->d->wq, &j->w);
+    conn_set_state(s->conn, CONN_BUSY);
+    tpool_submit(s->d->wq, &j->w);
 }
 
-static void conn_free(struct conn *c)
+static void sess_free(struct sess *s)
 {
-    struct smtpd *d = c->d;
-    if (c->prev)
-        c->prev->next = c->next;
+    struct smtpd *d = s->d;
+    if (s->prev)
+        s->prev->next = s->next;
     else
-        d->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    d->nconns--;
-    if (!c->trusted && !c->local)
-        ip_add(d, c->srv.client_addr, -1);
-    if (c->greet_timer)
-        event_free(c->greet_timer);
-    if (c->auth_timer)
-        event_free(c->auth_timer);
-    discard_async(c);
-    if (c->bev)
-        bufferevent_free(c->bev);
-    srv_free(&c->srv);
-    conf_free((struct conf *)c->srv.conf);
-    if (c->job) {
-        buf_free(&c->job->head);
-        buf_free(&c->job->data);
-        free(c->job);
+        d->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    d->nsessions--;
+    if (!s->trusted && !s->local)
+        listener_release(d->lsn, s->srv.client_addr);
+    if (s->greet_timer)
+        event_free(s->greet_timer);
+    if (s->auth_timer)
+        event_free(s->auth_timer);
+    discard_async(s);
+    conn_free(s->conn);
+    srv_free(&s->srv);
+    conf_free((struct conf *)s->srv.conf);
+    if (s->job) {
+        buf_free(&s->job->head);
+        buf_free(&s->job->data);
+        free(s->job);
     }
-    free(c);
+    free(s);
 }
 
-/* Discard an unfinished spool file of this connection without blocking the loop (at
+/* Discard an unfinished spool file of this session without blocking the loop (at
  * shutdown, after the workers have stopped, at once). The file was made by this
- * connection's last spill job, whose id names it (the session may have dropped its
+ * session's last spill job, whose id names it (the session may have dropped its
  * transaction already). */
-static void discard_async(struct conn *c)
+static void discard_async(struct sess *s)
 {
-    if (c->spool_fd == -1 || c->job == NULL)
+    if (s->spool_fd == -1 || s->job == NULL)
         return;
-    const char *id = c->job->id;
-    if (c->d->freeing) {
-        spool_discard(c->d->sp, id, c->spool_fd);
-        c->spool_fd = -1;
+    const char *id = s->job->id;
+    if (s->d->freeing) {
+        spool_discard(s->d->sp, id, s->spool_fd);
+        s->spool_fd = -1;
         return;
     }
     struct cjob *j = xcalloc(1, sizeof *j);
     j->kind = CJ_DISCARD;
-    j->sp = c->d->sp;
-    j->fd = c->spool_fd;
-    str_copy(j->id, sizeof j->id, id);
+    j->sp = s->d->sp;
+    j->fd = s->spool_fd;
+    (void)str_copy(j->id, sizeof j->id, id);
     buf_init(&j->head, 0);
     buf_init(&j->data, 0);
     j->w.fn = job_run;
     j->w.done = job_done;
-    c->spool_fd = -1;
-    tpool_submit(c->d->wq, &j->w);
+    s->spool_fd = -1;
+    tpool_submit(s->d->wq, &j->w);
 }
 
 /* A spool file is held only while the transaction that wrote it is open: RSET, EHLO,
  * STARTTLS, QUIT, a rejected or failed message, a lost client all end it. */
-static void release_spool(struct conn *c)
+static void release_spool(struct sess *s)
 {
-    if (c->spool_fd != -1 && (c->srv.tx == NULL || c->srv.tx->spilled == 0 || c->closing))
-        discard_async(c);
+    if (s->spool_fd != -1 && (s->srv.tx == NULL || s->srv.tx->spilled == 0 ||
+        sess_closing(s)))
+        discard_async(s);
+}
+
+/* Log the message the commit queued and hand it to the queue manager. */
+static void queued(struct sess *s, struct env_msg *m, bool gone)
+{
+    if (gone)
+        log_info("%s received from=<%s> nrcpt=%zu client=[%s] sid=%x (client gone)",
+            m->id, m->sender, m->nrcpt, s->srv.client_addr, s->sid);
+    else if (s->local)
+        log_info("%s received from=<%s> size=%llu nrcpt=%zu user=%s sid=%x",
+            m->id, m->sender, m->size, m->nrcpt, s->srv.local_user, s->sid);
+    else
+        log_info("%s received from=<%s> size=%llu nrcpt=%zu client=[%s] sid=%x "
+            "proto=%s%s%s", m->id, m->sender, m->size, m->nrcpt, s->srv.client_addr, s->sid,
+            srv_proto(&s->srv), s->srv.auth_user[0] ? " sasl_username=" : "",
+            s->srv.auth_user);
 }
 
 static void job_done(struct tpool_job *w)
@@ -399,275 +358,207 @@ static void job_done(struct tpool_job *w)
         free(j);
         return;
     }
-    struct conn *c = j->c;
-    struct smtpd *d = c->d;
-    c->busy = false;
+    struct sess *s = j->s;
+    struct smtpd *d = s->d;
     buf_reset(&j->data);
     /* A spill leaves the file open for the next chunk; a commit or a failure consumed it. */
     if (j->kind == CJ_SPILL || j->kind == CJ_COMMIT)
-        c->spool_fd = j->kind == CJ_SPILL && j->result == 0 ? j->fd : -1;
-    if (c->dead) {
-        /* The client went away: a spill's file is dropped (by conn_free); a commit stands
+        s->spool_fd = j->kind == CJ_SPILL && j->result == 0 ? j->fd : -1;
+    if (conn_state(s->conn) == CONN_DEAD) {
+        /* The client went away: a spill's file is dropped (by sess_free); a commit stands
          * (the client may send it again: the usual at-least-once duplicate). */
         if (j->kind == CJ_COMMIT && j->result == 0) {
             struct env_msg m;
-            tx_envelope(&c->srv, &m);
-            log_info("%s received from=<%s> nrcpt=%zu client=[%s] sid=%x (client gone)",
-                m.id, m.sender, m.nrcpt, c->srv.client_addr, c->sid);
+            tx_envelope(&s->srv, &m);
+            queued(s, &m, true);
             qmgr_add_ex(d->qm, &m, false);
         }
-        conn_free(c);
+        sess_free(s);
         return;
     }
+    conn_set_state(s->conn, CONN_OPEN);
     struct srv_out out = { &d->replies, SRV_ACT_NONE };
     if (j->kind == CJ_SPILL) {
         if (j->result != 0) {
-            /* Could not store: answer at the end of content; keep reading to resync.
-             * OVERSIZE stops buffering the rest; store_failed makes the reply 452. */
+            /* Could not store: answer at the end of content; keep reading to resync. */
             log_warnx("%s spool write failed: %s", j->id, strerror(j->result));
-            c->srv.tx->dr.flags |= DATA_F_OVERSIZE;
-            c->srv.tx->store_failed = true;
+            srv_content_store_failed(&s->srv);
         }
     } else {
         struct env_msg m;
         int res = SRV_COMMIT_OK;
         if (j->result == 0) {
-            tx_envelope(&c->srv, &m);
-            m.size = c->srv.tx->dr.size;
-            if (c->local)
-                log_info("%s received from=<%s> size=%llu nrcpt=%zu user=%s sid=%x",
-                    m.id, m.sender, m.size, m.nrcpt, c->srv.local_user, c->sid);
-            else
-                log_info("%s received from=<%s> size=%llu nrcpt=%zu client=[%s] sid=%x "
-                    "proto=%s%s%s", m.id, m.sender, m.size, m.nrcpt, c->srv.client_addr, c->sid,
-                    srv_proto(&c->srv), c->srv.auth_user[0] ? " sasl_username=" : "",
-                    c->srv.auth_user);
+            tx_envelope(&s->srv, &m);
+            m.size = s->srv.tx->dr.size;
+            queued(s, &m, false);
         } else {
             res = (j->result == ENOSPC || j->result == EDQUOT) ? SRV_COMMIT_NOSPACE :
                 SRV_COMMIT_FAIL;
             log_warnx("%s not queued: %s client=[%s]", j->id, strerror(j->result),
-                c->srv.client_addr);
+                s->srv.client_addr);
         }
-        srv_commit_done(&c->srv, res, &out);
-        conn_send(c, &out);
+        srv_commit_done(&s->srv, res, &out);
+        send_replies(s, &out);
         if (j->result == 0) {
             d->received++;
-            qmgr_add_ex(d->qm, &m, c->trace_hold);
+            qmgr_add_ex(d->qm, &m, s->trace_hold);
         }
     }
-    if (!c->closing)
-        bufferevent_enable(c->bev, EV_READ);
-    conn_process(c);
+    sess_process(s);
 }
 
 /* ---- TLS ---- */
 
-/* Make the connection a TLS server on fd (the bufferevent owns it from now on). */
-static void tls_wrap(struct conn *c, evutil_socket_t fd)
+/* After "220 Ready to start TLS": the connection drops every byte the client sent after
+ * STARTTLS, stops reading, and handshakes on the same descriptor once the 220 is out. */
+static void start_tls(struct sess *s)
 {
-    struct smtpd *d = c->d;
-    SSL *ssl = SSL_new(d->tls);
-    struct bufferevent *b = ssl == NULL ? NULL : bufferevent_openssl_socket_new(d->base, fd,
-        ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-    if (b == NULL) {
-        log_warnx("sid=%x cannot start TLS", c->sid);
-        if (ssl)
-            SSL_free(ssl);
-        close(fd);
-        c->bev = NULL;
+    long junk = conn_starttls(s->conn, s->d->tls, CONN_TLS_SERVER, NULL, false);
+    if (junk < 0) {
+        log_warnx("sid=%x cannot start TLS", s->sid);
+        sess_free(s);
         return;
     }
-    c->bev = b;
-    c->tls_handshake = true;
-    bufferevent_setcb(b, on_read, on_write, on_event, c);
-    bufferevent_setwatermark(b, EV_READ, 0, IN_MAX);
-    struct timeval tv = { d->conf->timeout_command, 0 };
-    bufferevent_set_timeouts(b, &tv, &tv);
-    bufferevent_enable(b, EV_READ | EV_WRITE);
+    if (junk > 0)
+        log_info("sid=%x client=[%s] discarded %ld octets sent after STARTTLS", s->sid,
+            s->srv.client_addr, junk);
 }
 
-/* The 220 has reached the kernel: put TLS on the same descriptor, in a bufferevent of its
- * own (one layer, so one set of bounds). Nothing was read since STARTTLS, so the
- * ClientHello is still in the socket. */
-static void tls_switch(struct conn *c)
+static void tls_established(struct sess *s)
 {
-    c->tls_switch = false;
-    evutil_socket_t fd = bufferevent_getfd(c->bev);
-    int nfd = fd == -1 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    bufferevent_free(c->bev);
-    c->bev = NULL;
-    if (nfd == -1) {
-        log_warn("sid=%x cannot start TLS", c->sid);
-        conn_free(c);
+    char info[128];
+    conn_tls_info(s->conn, info, sizeof info);
+    log_info("sid=%x client=[%s] TLS established: %s", s->sid, s->srv.client_addr, info);
+    if (s->kind == LSN_SMTPS) {
+        srv_tls_implicit(&s->srv, info);
+        greet(s);
+        if (evbuffer_get_length(conn_input(s->conn)) > 0)
+            sess_process(s);    /* read with the end of the handshake (net/conn.c) */
         return;
     }
-    tls_wrap(c, nfd);
-    if (c->bev == NULL)
-        conn_free(c);
-}
-
-/* After "220 Ready to start TLS": drop every byte the client sent after STARTTLS (they were
- * sent in plaintext and must never be read as commands inside TLS: CVE-2011-0411), stop
- * reading, and handshake once the 220 is out. */
-static void start_tls(struct conn *c)
-{
-    struct evbuffer *in = bufferevent_get_input(c->bev);
-    size_t junk = evbuffer_get_length(in);
-    if (junk) {
-        evbuffer_drain(in, junk);
-        log_info("sid=%x client=[%s] discarded %zu octets sent after STARTTLS", c->sid,
-            c->srv.client_addr, junk);
-    }
-    bufferevent_disable(c->bev, EV_READ);
-    c->tls_switch = true;
-    if (conn_unsent(c) == 0) {
-        tls_switch(c);
-        return;
-    }
-    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    bufferevent_enable(c->bev, EV_WRITE);
-}
-
-static void tls_established(struct conn *c)
-{
-    c->tls_handshake = false;
-    SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
-    char info[128] = "TLS";
-    if (ssl)
-        tls_describe(ssl, info, sizeof info);
-    log_info("sid=%x client=[%s] TLS established: %s", c->sid, c->srv.client_addr, info);
-    if (c->kind == LK_SMTPS) {
-        srv_tls_implicit(&c->srv, info);
-        greet(c);
-        if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
-            conn_process(c);    /* read with the end of the handshake (see on_read) */
-        return;
-    }
-    srv_tls_done(&c->srv, info);
-    conn_process(c);
+    srv_tls_done(&s->srv, info);
+    sess_process(s);
 }
 
 /* ---- AUTH ---- */
 
-static void auth_reply(struct conn *c)
+static void auth_reply(struct sess *s)
 {
-    struct srv_out out = { &c->d->replies, SRV_ACT_NONE };
-    if (c->auth_res == AUTH_RES_NONE)
-        srv_auth_tempfail(&c->srv, &out);
+    struct srv_out out = { &s->d->replies, SRV_ACT_NONE };
+    if (s->auth_res == AUTH_RES_NONE)
+        srv_auth_tempfail(&s->srv, &out);
     else
-        srv_auth_done(&c->srv, c->auth_res == AUTH_RES_OK, false, &out);
-    if (c->auth_res == AUTH_RES_OK)
-        log_info("sid=%x client=[%s] authenticated as %s", c->sid, c->srv.client_addr,
-            c->srv.auth_user);
-    if (handle_out(c, &out))
-        conn_process(c);
+        srv_auth_done(&s->srv, s->auth_res == AUTH_RES_OK, false, &out);
+    if (s->auth_res == AUTH_RES_OK)
+        log_info("sid=%x client=[%s] authenticated as %s", s->sid, s->srv.client_addr,
+            s->srv.auth_user);
+    if (handle_out(s, &out))
+        sess_process(s);
 }
 
 static void on_auth_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct conn *c = arg;
-    event_free(c->auth_timer);
-    c->auth_timer = NULL;
-    if (!c->closing)
-        auth_reply(c);
+    struct sess *s = arg;
+    event_free(s->auth_timer);
+    s->auth_timer = NULL;
+    if (!sess_closing(s))
+        auth_reply(s);
 }
 
-/* Answer the AUTH after delay_ms (0: on the next loop turn, never from inside conn_process,
- * so the lines pipelined after it are read in order). */
-static void auth_reply_later(struct conn *c, unsigned delay_ms)
+/* Answer the AUTH after delay_ms (0: on the next loop turn, never from inside
+ * sess_process, so the lines pipelined after it are read in order). */
+static void auth_reply_later(struct sess *s, unsigned delay_ms)
 {
     struct timeval tv = { delay_ms / 1000, (delay_ms % 1000) * 1000 };
-    c->auth_timer = evtimer_new(c->d->base, on_auth_timer, c);
-    if (c->auth_timer == NULL || evtimer_add(c->auth_timer, &tv) == -1) {
-        log_warnx("sid=%x client=[%s] cannot start a timer: closing", c->sid,
-            c->srv.client_addr);
-        conn_close(c);
+    s->auth_timer = evtimer_new(s->d->base, on_auth_timer, s);
+    if (s->auth_timer == NULL || evtimer_add(s->auth_timer, &tv) == -1) {
+        log_warnx("sid=%x client=[%s] cannot start a timer: closing", s->sid,
+            s->srv.client_addr);
+        sess_close(s);
     }
 }
 
 /* The password check came back: count it, and answer now or after the penalty delay. */
-static void auth_checked(struct conn *c, bool ok)
+static void auth_checked(struct sess *s, bool ok)
 {
-    struct smtpd *d = c->d;
+    struct smtpd *d = s->d;
     time_t now = time(NULL);
-    c->auth_res = ok ? AUTH_RES_OK : AUTH_RES_FAIL;
+    s->auth_res = ok ? AUTH_RES_OK : AUTH_RES_FAIL;
     unsigned delay = 0;
-    auth_throttle_end(d->throttle, c->srv.client_addr, c->srv.auth_try_user, c->auth_res, now);
+    auth_throttle_end(d->throttle, s->srv.client_addr, s->srv.auth_try_user, s->auth_res, now);
     if (!ok) {
-        log_info("sid=%x client=[%s] authentication failed", c->sid, c->srv.client_addr);
-        (void)auth_throttle_check(d->throttle, c->srv.client_addr, c->srv.auth_try_user, now,
+        log_info("sid=%x client=[%s] authentication failed", s->sid, s->srv.client_addr);
+        (void)auth_throttle_check(d->throttle, s->srv.client_addr, s->srv.auth_try_user, now,
             &delay);
     }
-    if (!c->closing)
-        bufferevent_enable(c->bev, EV_READ);
     if (delay == 0) {
-        auth_reply(c);
+        auth_reply(s);
         return;
     }
-    auth_reply_later(c, delay);
+    auth_reply_later(s, delay);
 }
 
 /* On an AUTH worker: result 1 if the password matched, 0 if not (left at -1: never ran). */
 static void auth_job_run(struct tpool_job *w)
 {
     struct cjob *j = (struct cjob *)w;
-    const struct smtp_server *s = &j->c->srv;
-    j->result = auth_db_verify(j->c->d->authdb, s->auth_try_user, s->auth_try_pass);
+    const struct smtp_server *srv = &j->s->srv;
+    j->result = auth_db_verify(j->s->d->authdb, srv->auth_try_user, srv->auth_try_pass);
 }
 
 static void auth_job_done(struct tpool_job *w)
 {
     struct cjob *j = (struct cjob *)w;
-    struct conn *c = j->c;
-    struct smtpd *d = c->d;
-    c->busy = false;
-    if (c->dead || j->result == -1) {
+    struct sess *s = j->s;
+    struct smtpd *d = s->d;
+    bool dead = conn_state(s->conn) == CONN_DEAD;
+    if (!dead)
+        conn_set_state(s->conn, CONN_OPEN);
+    if (dead || j->result == -1) {
         /* The client went away (the check still counts), or the pool stopped first. */
         enum auth_result r = j->result == -1 ? AUTH_RES_NONE :
             j->result == 1 ? AUTH_RES_OK : AUTH_RES_FAIL;
-        auth_throttle_end(d->throttle, c->srv.client_addr, c->srv.auth_try_user, r,
+        auth_throttle_end(d->throttle, s->srv.client_addr, s->srv.auth_try_user, r,
             time(NULL));
         if (r == AUTH_RES_FAIL)
-            log_info("sid=%x client=[%s] authentication failed", c->sid, c->srv.client_addr);
-        if (c->dead) {
-            conn_free(c);
+            log_info("sid=%x client=[%s] authentication failed", s->sid, s->srv.client_addr);
+        if (dead) {
+            sess_free(s);
             return;
         }
-        c->auth_res = r;
-        if (!c->closing)
-            bufferevent_enable(c->bev, EV_READ);
-        auth_reply(c);
+        s->auth_res = r;
+        auth_reply(s);
         return;
     }
-    auth_checked(c, j->result == 1);
+    auth_checked(s, j->result == 1);
 }
 
 /* Refuse an AUTH without a check, with 454: the session goes on. */
-static void auth_tempfail(struct conn *c, const char *why)
+static void auth_tempfail(struct sess *s, const char *why)
 {
-    log_info("sid=%x client=[%s] authentication refused: %s", c->sid, c->srv.client_addr,
+    log_info("sid=%x client=[%s] authentication refused: %s", s->sid, s->srv.client_addr,
         why);
-    c->auth_res = AUTH_RES_NONE;
-    auth_reply_later(c, 0);
+    s->auth_res = AUTH_RES_NONE;
+    auth_reply_later(s, 0);
 }
 
-static void start_auth(struct conn *c)
+static void start_auth(struct sess *s)
 {
-    struct smtpd *d = c->d;
-    const char *addr = c->srv.client_addr, *user = c->srv.auth_try_user;
+    struct smtpd *d = s->d;
+    const char *addr = s->srv.client_addr, *user = s->srv.auth_try_user;
     /* In-flight checks count against the limits: begin() before the check, end() after. */
     switch (auth_throttle_begin(d->throttle, addr, user, time(NULL))) {
     case AUTH_GATE_LOCKED: {
         struct srv_out out = { &d->replies, SRV_ACT_NONE };
-        log_info("sid=%x client=[%s] authentication refused: locked out", c->sid, addr);
-        srv_auth_done(&c->srv, false, true, &out);
-        handle_out(c, &out);
+        log_info("sid=%x client=[%s] authentication refused: locked out", s->sid, addr);
+        srv_auth_done(&s->srv, false, true, &out);
+        (void)handle_out(s, &out);
         return;
     }
     case AUTH_GATE_BUSY:
-        auth_tempfail(c, "checks in progress");
+        auth_tempfail(s, "checks in progress");
         return;
     case AUTH_GATE_OPEN:
     case AUTH_GATE_DELAY:
@@ -675,47 +566,48 @@ static void start_auth(struct conn *c)
     }
     if (tpool_pending(d->auth_wq) >= SMTPD_AUTH_PENDING) {
         auth_throttle_end(d->throttle, addr, user, AUTH_RES_NONE, time(NULL));
-        auth_tempfail(c, "too many checks queued");
+        auth_tempfail(s, "too many checks queued");
         return;
     }
     /* crypt() is slow on purpose: check on a worker of the AUTH pool. */
-    struct cjob *j = conn_job(c);
+    struct cjob *j = sess_job(s);
     j->kind = CJ_AUTH;
     j->result = -1;
     j->w.fn = auth_job_run;
     j->w.done = auth_job_done;
-    c->busy = true;
-    bufferevent_disable(c->bev, EV_READ);
+    conn_set_state(s->conn, CONN_BUSY);
     tpool_submit(d->auth_wq, &j->w);
 }
 
 /* ---- input ---- */
 
-static bool handle_out(struct conn *c, struct srv_out *out)
+/* Send the replies and carry out the action. Returns false when the session stopped
+ * reading (closed, freed, busy, or switching to TLS). */
+static bool handle_out(struct sess *s, struct srv_out *out)
 {
-    conn_send(c, out);
-    release_spool(c);
+    send_replies(s, out);
+    release_spool(s);
     switch (out->act) {
     case SRV_ACT_CLOSE:
-        conn_close(c);
+        sess_close(s);
         return false;
     case SRV_ACT_COMMIT:
-        conn_submit(c, CJ_COMMIT);
+        sess_submit(s, CJ_COMMIT);
         return false;
     case SRV_ACT_ABORT:
         break;      /* release_spool() above */
     case SRV_ACT_STARTTLS:
-        start_tls(c);
+        start_tls(s);
         return false;
     case SRV_ACT_AUTH:
-        start_auth(c);
+        start_auth(s);
         return false;
     case SRV_ACT_ETRN: {
-        size_t n = qmgr_flush(c->d->qm, c->srv.etrn_arg);
-        log_info("sid=%x client=[%s] ETRN %s: %zu message(s)", c->sid, c->srv.client_addr,
-            c->srv.etrn_arg, n);
-        srv_etrn_done(&c->srv, n, out);
-        conn_send(c, out);
+        size_t n = qmgr_flush(s->d->qm, s->srv.etrn_arg);
+        log_info("sid=%x client=[%s] ETRN %s: %zu message(s)", s->sid, s->srv.client_addr,
+            s->srv.etrn_arg, n);
+        srv_etrn_done(&s->srv, n, out);
+        send_replies(s, out);
         break;
     }
     case SRV_ACT_NONE:
@@ -725,413 +617,295 @@ static bool handle_out(struct conn *c, struct srv_out *out)
     return true;
 }
 
-static void conn_process(struct conn *c)
+/* Feed one command line (or what the input holds of an overlong one). Returns false
+ * when there is nothing to feed until more input comes. */
+static bool feed_line(struct sess *s, struct evbuffer *in, size_t len, struct srv_out *out)
 {
-    struct smtpd *d = c->d;
-    struct evbuffer *in = bufferevent_get_input(c->bev);
-    struct srv_out out = { &d->replies, SRV_ACT_NONE };
-    while (!c->closing && !c->busy) {
-        if (conn_unsent(c) > OUT_MAX) {
-            /* The client is not reading its replies: wait until it does. */
-            bufferevent_disable(c->bev, EV_READ);
-            bufferevent_setwatermark(c->bev, EV_WRITE, OUT_MAX / 2, 0);
-            return;
+    struct evbuffer_ptr p = evbuffer_search(in, "\n", 1, NULL);
+    if (s->discarding) {
+        if (p.pos == -1) {
+            evbuffer_drain(in, len);
+            return false;
         }
-        enum srv_input mode = srv_input_mode(&c->srv);
+        evbuffer_drain(in, (size_t)p.pos + 1);
+        s->discarding = false;
+        return true;
+    }
+    if (p.pos == -1) {
+        if (len <= LINE_CAP)
+            return false;       /* wait for the rest of the line */
+        evbuffer_drain(in, len);
+        s->discarding = true;
+        srv_line_too_long(&s->srv, out);
+    } else if ((size_t)p.pos + 1 > LINE_CAP) {
+        evbuffer_drain(in, (size_t)p.pos + 1);
+        srv_line_too_long(&s->srv, out);
+    } else {
+        size_t ll = (size_t)p.pos;
+        const char *line = (const char *)evbuffer_pullup(in, (ssize_t)ll + 1);
+        if (ll > 0 && line[ll - 1] == '\r')
+            srv_feed_line(&s->srv, line, ll - 1, out);
+        else
+            srv_bare_lf(&s->srv, out);
+        evbuffer_drain(in, ll + 1);
+    }
+    return true;
+}
+
+static void sess_process(struct sess *s)
+{
+    struct smtpd *d = s->d;
+    struct evbuffer *in = conn_input(s->conn);
+    struct srv_out out = { &d->replies, SRV_ACT_NONE };
+    while (conn_state(s->conn) == CONN_OPEN) {
+        /* The client is not reading its replies: wait until it does (on_drained). */
+        if (conn_out_full(s->conn))
+            return;
+        enum srv_input mode = srv_input_mode(&s->srv);
         size_t len = evbuffer_get_length(in);
         if (mode == SRV_IN_LINE) {
             if (len == 0)
                 break;
-            struct evbuffer_ptr p = evbuffer_search(in, "\n", 1, NULL);
-            if (c->discarding) {
-                if (p.pos == -1) {
-                    evbuffer_drain(in, len);
-                    break;
-                }
-                evbuffer_drain(in, (size_t)p.pos + 1);
-                c->discarding = false;
-                continue;
-            }
-            if (p.pos == -1) {
-                if (len <= LINE_CAP)
-                    break;      /* wait for the rest of the line */
-                evbuffer_drain(in, len);
-                c->discarding = true;
-                srv_line_too_long(&c->srv, &out);
-            } else if ((size_t)p.pos + 1 > LINE_CAP) {
-                evbuffer_drain(in, (size_t)p.pos + 1);
-                srv_line_too_long(&c->srv, &out);
-            } else {
-                size_t ll = (size_t)p.pos;
-                const char *line = (const char *)evbuffer_pullup(in, (ssize_t)ll + 1);
-                if (ll > 0 && line[ll - 1] == '\r')
-                    srv_feed_line(&c->srv, line, ll - 1, &out);
-                else
-                    srv_bare_lf(&c->srv, &out);
-                evbuffer_drain(in, ll + 1);
-            }
+            if (!feed_line(s, in, len, &out))
+                break;
         } else if (mode == SRV_IN_DATA || mode == SRV_IN_BDAT) {
             if (len == 0)
                 break;
             struct evbuffer_iovec v;
             if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
                 break;
-            size_t used = srv_feed_data(&c->srv, v.iov_base, v.iov_len, &out);
+            size_t used = srv_feed_data(&s->srv, v.iov_base, v.iov_len, &out);
             evbuffer_drain(in, used);
-            if (out.act == SRV_ACT_NONE && c->srv.tx && c->srv.tx->body.len >= SPILL_AT &&
-                srv_input_mode(&c->srv) != SRV_IN_LINE) {
-                conn_send(c, &out);
-                conn_submit(c, CJ_SPILL);
+            if (out.act == SRV_ACT_NONE && s->srv.tx && s->srv.tx->body.len >= SPILL_AT &&
+                srv_input_mode(&s->srv) != SRV_IN_LINE) {
+                send_replies(s, &out);
+                sess_submit(s, CJ_SPILL);
                 return;
             }
         } else {
             break;
         }
-        if (!handle_out(c, &out))
+        if (!handle_out(s, &out))
             return;
     }
-    if (!c->closing)
-        set_timeout(c);
-    if (c->eof && !c->busy && !c->closing) {
-        /* The client half-closed: answer what it sent, then close. */
-        conn_close(c);
+    if (sess_closing(s))
+        return;
+    set_timeout(s);
+    if ((conn_eof(s->conn) || d->shutting_down) && !sess_busy(s)) {
+        /* The client half-closed (or we are stopping): answer what it sent, then close. */
+        sess_close(s);
     }
 }
 
-static void on_read(struct bufferevent *bev, void *arg)
+/* Flush the replies, then free the session (at once in CONN_EV_CLOSED when nothing is
+ * queued); with a job in flight, when the job is done. */
+static void sess_close(struct sess *s)
 {
-    (void)bev;
-    struct conn *c = arg;
-    if (c->tls_handshake) {
-        /* Commands that came in the same read as the end of the handshake wait for
-         * tls_established(): the session must be reset (and TLS noted) before them. */
+    if (sess_closing(s))
         return;
-    }
-    if (!c->greeted) {
+    /* A closing session keeps no spool file, even of a transaction that is still open. */
+    if (!sess_busy(s))
+        discard_async(s);
+    conn_close(s->conn);
+}
+
+/* ---- connection callbacks ---- */
+
+static void on_input(struct conn *cn, void *arg)
+{
+    struct sess *s = arg;
+    if (!s->greeted) {
         /* Talked before the greeting: not a real SMTP client (RFC 5321 4.3.1). */
-        struct srv_out out = { &c->d->replies, SRV_ACT_NONE };
-        buf_printf(out.replies, "554 5.5.0 %s Error: talking before the greeting\r\n",
-            c->d->conf->hostname);
-        conn_send(c, &out);
-        log_info("sid=%x client=[%s] rejected: talked before the greeting", c->sid,
-            c->srv.client_addr);
-        evbuffer_drain(bufferevent_get_input(c->bev),
-            evbuffer_get_length(bufferevent_get_input(c->bev)));
-        conn_close(c);
+        struct srv_out out = { &s->d->replies, SRV_ACT_NONE };
+        log_info("sid=%x client=[%s] rejected: talked before the greeting", s->sid,
+            s->srv.client_addr);
+        evbuffer_drain(conn_input(cn), evbuffer_get_length(conn_input(cn)));
+        srv_refuse_talker(&s->srv, &out);
+        (void)handle_out(s, &out);
         return;
     }
-    conn_process(c);
+    sess_process(s);
 }
 
-/* Octets not yet handed to the kernel. */
-static size_t conn_unsent(struct conn *c)
+static void on_drained(struct conn *cn, void *arg)
 {
-    return evbuffer_get_length(bufferevent_get_output(c->bev));
+    (void)cn;
+    sess_process(arg);
 }
 
-static void on_write(struct bufferevent *bev, void *arg)
+static void on_event(struct conn *cn, enum conn_event ev, void *arg)
 {
-    struct conn *c = arg;
-    if (c->closing) {
-        if (conn_unsent(c) == 0 && !c->busy)
-            conn_free(c);
+    struct sess *s = arg;
+    switch (ev) {
+    case CONN_EV_TLS:
+        tls_established(s);
         return;
-    }
-    if (c->tls_switch) {
-        if (conn_unsent(c) == 0)
-            tls_switch(c);
+    case CONN_EV_CLOSED:
+        sess_free(s);
         return;
-    }
-    /* Replies drained below the mark: read again. */
-    bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-    if (!c->busy) {
-        bufferevent_enable(bev, EV_READ);
-        conn_process(c);
-    }
-}
-
-static void on_event(struct bufferevent *bev, short what, void *arg)
-{
-    (void)bev;
-    struct conn *c = arg;
-    if (what & BEV_EVENT_CONNECTED) {
-        tls_established(c);
-        return;
-    }
-    if ((what & BEV_EVENT_ERROR) && c->tls_handshake) {
-        unsigned long e = bufferevent_get_openssl_error(c->bev);
-        char eb[200] = "";
-        if (e)
-            ERR_error_string_n(e, eb, sizeof eb);
-        log_info("sid=%x client=[%s] TLS handshake failed%s%s", c->sid, c->srv.client_addr,
-            eb[0] ? ": " : "", eb);
-    }
-    if (what & BEV_EVENT_TIMEOUT) {
-        struct srv_out out = { &c->d->replies, SRV_ACT_NONE };
-        if (what & BEV_EVENT_WRITING) {
-            /* The client stopped reading: nothing more can be said. */
-            c->closing = true;
-            c->dead = c->busy;
-            if (!c->busy)
-                conn_free(c);
-            return;
-        }
-        log_info("sid=%x client=[%s] timeout in state %d", c->sid, c->srv.client_addr,
-            (int)c->srv.state);
-        srv_timeout(&c->srv, &out);
-        conn_send(c, &out);
-        conn_close(c);
-        return;
-    }
-    if (what & BEV_EVENT_EOF) {
-        c->eof = true;
-        if (!c->closing && !c->busy) {
-            conn_process(c);
-            return;
-        }
-    }
-    /* Error or reset: drop the connection; an unfinished message is never acknowledged. */
-    if (c->busy) {
-        c->dead = true;
-        c->closing = true;
-        bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-        return;
-    }
-    conn_free(c);
-}
-
-/* Flush the replies, then free the connection. */
-static void conn_close(struct conn *c)
-{
-    if (c->closing)
-        return;
-    c->closing = true;
-    bufferevent_disable(c->bev, EV_READ);
-    if (!c->busy)
-        release_spool(c);
-    /* Nothing more will be read: a half-close lets the client see our last reply. */
-    if (conn_unsent(c) == 0) {
-        if (c->busy)
-            c->dead = true;
+    case CONN_EV_TIMEOUT_WRITE:
+        /* The client stopped reading: nothing more can be said. */
+        if (sess_busy(s))
+            conn_set_state(cn, CONN_DEAD);
         else
-            conn_free(c);
+            sess_free(s);
+        return;
+    case CONN_EV_TIMEOUT_READ: {
+        struct srv_out out = { &s->d->replies, SRV_ACT_NONE };
+        log_info("sid=%x client=[%s] timeout in state %d", s->sid, s->srv.client_addr,
+            (int)s->srv.state);
+        srv_timeout(&s->srv, &out);
+        send_replies(s, &out);
+        sess_close(s);
         return;
     }
-    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    bufferevent_enable(c->bev, EV_WRITE);
+    case CONN_EV_EOF:
+        if (!sess_busy(s) && !sess_closing(s)) {
+            sess_process(s);
+            return;
+        }
+        break;
+    case CONN_EV_ERROR:
+        if (conn_state(cn) == CONN_TLS_HANDSHAKE) {
+            char eb[200];
+            conn_tls_error(cn, eb, sizeof eb);
+            log_info("sid=%x client=[%s] TLS handshake failed%s%s", s->sid,
+                s->srv.client_addr, eb[0] ? ": " : "", eb);
+        }
+        break;
+    case CONN_EV_CONNECTED:
+        return;
+    }
+    /* Error or reset: drop the session; an unfinished message is never acknowledged. */
+    if (sess_busy(s)) {
+        conn_set_state(cn, CONN_DEAD);
+        return;
+    }
+    sess_free(s);
 }
 
-static void greet(struct conn *c)
+static const struct conn_ops sess_ops = { on_input, on_drained, on_event };
+
+/* ---- sessions ---- */
+
+static void greet(struct sess *s)
 {
-    struct srv_out out = { &c->d->replies, SRV_ACT_NONE };
-    c->greeted = true;
-    srv_greet(&c->srv, &out);
-    conn_send(c, &out);
-    set_timeout(c);
+    struct srv_out out = { &s->d->replies, SRV_ACT_NONE };
+    s->greeted = true;
+    srv_greet(&s->srv, &out);
+    send_replies(s, &out);
+    set_timeout(s);
 }
 
 static void on_greet_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct conn *c = arg;
-    event_free(c->greet_timer);
-    c->greet_timer = NULL;
-    if (!c->closing)
-        greet(c);
+    struct sess *s = arg;
+    event_free(s->greet_timer);
+    s->greet_timer = NULL;
+    if (!sess_closing(s))
+        greet(s);
 }
 
-static void addr_text(const struct sockaddr *sa, char *out, size_t osz)
+/* A new session on the list (its connection is the caller's to make). */
+static struct sess *sess_new(struct smtpd *d, const char *ip, bool relay)
 {
-    if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const void *)sa;
-        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
-            inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], out, (socklen_t)osz);
-        else
-            inet_ntop(AF_INET6, &s6->sin6_addr, out, (socklen_t)osz);
-    } else if (sa->sa_family == AF_INET) {
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
-            (socklen_t)osz);
-    } else {
-        str_copy(out, osz, "unknown");
-    }
-}
-
-static void refuse(evutil_socket_t fd, const char *msg)
-{
-    ssize_t w = send(fd, msg, strlen(msg), MSG_DONTWAIT | MSG_NOSIGNAL);
-    (void)w;
-    close(fd);
-}
-
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-    int salen, void *arg)
-{
-    (void)l;
-    (void)salen;
-    struct lsn *ln = arg;
-    struct smtpd *d = ln->d;
-    const struct conf *cf = d->conf;
-    char ip[64];
-    addr_text(sa, ip, sizeof ip);
-    char msg[300];
-    if (d->shutting_down) {
-        snprintf(msg, sizeof msg, "421 4.3.2 %s Service shutting down\r\n", cf->hostname);
-        refuse(fd, msg);
-        return;
-    }
-    if (d->nconns >= cf->max_connections) {
-        snprintf(msg, sizeof msg, "421 4.7.0 %s Error: too many connections\r\n",
-            cf->hostname);
-        log_info("client=[%s] refused: %zu connections (max_connections)", ip, d->nconns);
-        refuse(fd, msg);
-        return;
-    }
-    bool trusted = cidr_list_match(&cf->trusted_networks, sa);
-    if (!trusted && cf->max_connections_per_ip > 0 &&
-        ip_add(d, ip, 0) >= cf->max_connections_per_ip) {
-        snprintf(msg, sizeof msg, "421 4.7.0 %s Error: too many connections from %s\r\n",
-            cf->hostname, ip);
-        log_info("client=[%s] refused: too many connections from this address", ip);
-        refuse(fd, msg);
-        return;
-    }
-    struct conn *c = xcalloc(1, sizeof *c);
-    c->d = d;
-    c->spool_fd = -1;
-    c->sid = ++d->next_sid;
-    c->trusted = trusted;
-    c->kind = ln->kind;
-    c->last_mode = SRV_IN_NONE;
-    bool relay = cidr_list_match(&cf->relay_networks, sa);
+    struct sess *s = xcalloc(1, sizeof *s);
+    s->d = d;
+    s->spool_fd = -1;
+    s->sid = ++d->next_sid;
+    s->last_mode = SRV_IN_NONE;
     /* the session keeps the configuration it started with, across reloads */
-    srv_init(&c->srv, conf_ref(d->conf), &d->env, ip, relay);
-    c->srv.tls_offer = d->tls != NULL && cf->tls && ln->kind != LK_SMTPS;
-    c->srv.auth_offer = d->authdb != NULL;
-    c->srv.auth_plaintext = cf->auth_plaintext && trusted;
-    c->srv.require_auth = ln->kind != LK_SMTP;
-    c->srv.etrn_ok = cidr_list_match(&cf->etrn_networks, sa);
-    if (!trusted)
-        ip_add(d, ip, 1);
-    c->next = d->conns;
-    if (d->conns)
-        d->conns->prev = c;
-    d->conns = c;
-    d->nconns++;
-    if (ln->kind == LK_SMTPS) {
+    srv_init(&s->srv, conf_ref(d->conf), &d->env, ip, relay);
+    s->next = d->sessions;
+    if (d->sessions)
+        d->sessions->prev = s;
+    d->sessions = s;
+    d->nsessions++;
+    return s;
+}
+
+/* Make the session's connection on fd (owned from now on); false: the session is gone. */
+static bool sess_connect(struct sess *s, int fd, SSL_CTX *tls)
+{
+    char label[32];
+    snprintf(label, sizeof label, "sid=%x", s->sid);
+    s->conn = conn_new(s->d->base, fd, tls, IN_MAX, OUT_MAX, &sess_ops, s, label);
+    if (s->conn == NULL) {
+        if (tls)
+            log_warnx("sid=%x cannot start TLS", s->sid);
+        sess_free(s);
+        return false;
+    }
+    return true;
+}
+
+static void on_accept(void *arg, const struct lsn_peer *p)
+{
+    struct smtpd *d = arg;
+    const struct conf *cf = d->conf;
+    bool relay = cidr_list_match(&cf->relay_networks, p->sa);
+    struct sess *s = sess_new(d, p->ip, relay);
+    s->trusted = p->trusted;
+    s->kind = p->kind;
+    s->srv.tls_offer = d->tls != NULL && cf->tls && p->kind != LSN_SMTPS;
+    s->srv.auth_offer = d->authdb != NULL;
+    s->srv.auth_plaintext = cf->auth_plaintext && p->trusted;
+    s->srv.require_auth = p->kind != LSN_SMTP;
+    s->srv.etrn_ok = cidr_list_match(&cf->etrn_networks, p->sa);
+    if (p->kind == LSN_SMTPS) {
         /* Implicit TLS (RFC 8314): the greeting comes after the handshake. */
-        tls_wrap(c, fd);
-        if (c->bev == NULL)
-            conn_free(c);
+        if (sess_connect(s, p->fd, d->tls))
+            conn_set_timeouts(s->conn, (unsigned)cf->timeout_command,
+                (unsigned)cf->timeout_command);
         return;
     }
-    c->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (c->bev == NULL) {
-        close(fd);
-        conn_free(c);
+    if (!sess_connect(s, p->fd, NULL))
         return;
-    }
-    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, IN_MAX);
-    bufferevent_enable(c->bev, EV_READ);
-    log_debug("sid=%x connect from [%s]%s%s", c->sid, ip, trusted ? " trusted" : "",
+    log_debug("sid=%x connect from [%s]%s%s", s->sid, p->ip, p->trusted ? " trusted" : "",
         relay ? " relay" : "");
     /* A client that spoke before we even accepted it is an early talker too (untrusted
      * clients only, like the greet pause: a trusted one is greeted at once, and whether its
      * first bytes beat accept() must not decide its fate). */
     char peek;
-    if (!trusted && recv(fd, &peek, 1, MSG_PEEK | MSG_DONTWAIT) == 1) {
-        on_read(c->bev, c);
+    if (!p->trusted && recv(p->fd, &peek, 1, MSG_PEEK | MSG_DONTWAIT) == 1) {
+        on_input(s->conn, s);
         return;
     }
-    if (!trusted && cf->greet_pause_ms > 0) {
+    if (!p->trusted && cf->greet_pause_ms > 0) {
         struct timeval tv = { cf->greet_pause_ms / 1000, (cf->greet_pause_ms % 1000) * 1000 };
-        c->greet_timer = evtimer_new(d->base, on_greet_timer, c);
-        evtimer_add(c->greet_timer, &tv);
-        struct timeval rd = { cf->timeout_command, 0 };
-        bufferevent_set_timeouts(c->bev, &rd, NULL);
+        s->greet_timer = evtimer_new(d->base, on_greet_timer, s);
+        evtimer_add(s->greet_timer, &tv);
+        conn_set_timeouts(s->conn, (unsigned)cf->timeout_command, 0);
         return;
     }
-    greet(c);
+    greet(s);
 }
 
-static void on_accept_error(struct evconnlistener *l, void *arg)
+static size_t lsn_sessions(void *arg)
 {
-    (void)l;
-    (void)arg;
-    /* EMFILE and friends: log and carry on; libevent retries on the next event. */
-    log_warn("accept");
+    return ((struct smtpd *)arg)->nsessions;
 }
+
+static const struct listener_ops lsn_ops = { on_accept, lsn_sessions };
 
 void smtpd_adopt(struct smtpd *d, int fd, const char *user, bool trace_hold, const char *pre,
     size_t prelen)
 {
-    struct conn *c = xcalloc(1, sizeof *c);
-    c->d = d;
-    c->spool_fd = -1;
-    c->sid = ++d->next_sid;
-    c->trusted = true;
-    c->local = true;
-    c->trace_hold = trace_hold;
-    c->last_mode = SRV_IN_NONE;
-    srv_init(&c->srv, conf_ref(d->conf), &d->env, "127.0.0.1", true);
-    str_copy(c->srv.local_user, sizeof c->srv.local_user, user);
-    c->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    c->next = d->conns;
-    if (d->conns)
-        d->conns->prev = c;
-    d->conns = c;
-    d->nconns++;
-    if (c->bev == NULL) {
-        close(fd);
-        conn_free(c);
+    struct sess *s = sess_new(d, "127.0.0.1", true);
+    s->trusted = true;
+    s->local = true;
+    s->trace_hold = trace_hold;
+    (void)str_copy(s->srv.local_user, sizeof s->srv.local_user, user);
+    if (!sess_connect(s, fd, NULL))
         return;
-    }
-    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, IN_MAX);
-    bufferevent_enable(c->bev, EV_READ);
-    log_debug("sid=%x local submission by %s", c->sid, user);
-    greet(c);
+    log_debug("sid=%x local submission by %s", s->sid, user);
+    greet(s);
     /* A socket bufferevent's input is frozen at its end (only reads append), but its
      * front is free, and nothing has been read yet. */
-    if (prelen && evbuffer_prepend(bufferevent_get_input(c->bev), pre, prelen) == 0)
-        conn_process(c);
-}
-
-static void bind_set(struct smtpd *d, const struct conf_listen_set *set, enum lkind kind)
-{
-    static const char *names[] = { "smtp", "submission", "smtps" };
-    for (size_t i = 0; i < set->n; i++) {
-        const struct conf_listen *cl = &set->v[i];
-        struct sockaddr_storage ss;
-        socklen_t sl;
-        memset(&ss, 0, sizeof ss);
-        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-        if (inet_pton(AF_INET, cl->host, &s4->sin_addr) == 1) {
-            s4->sin_family = AF_INET;
-            s4->sin_port = htons((uint16_t)cl->port);
-            sl = sizeof *s4;
-        } else if (inet_pton(AF_INET6, cl->host, &s6->sin6_addr) == 1) {
-            s6->sin6_family = AF_INET6;
-            s6->sin6_port = htons((uint16_t)cl->port);
-            sl = sizeof *s6;
-        } else {
-            log_fatalx("listen: bad address %s", cl->host);
-        }
-        struct lsn *ln = &d->ls[d->nls];
-        ln->d = d;
-        ln->kind = kind;
-        ln->l = evconnlistener_new_bind(d->base, on_accept, ln,
-            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 4096,
-            (struct sockaddr *)&ss, (int)sl);
-        if (ln->l == NULL)
-            log_fatal("cannot listen on %s port %d", cl->host, cl->port);
-        evconnlistener_set_error_cb(ln->l, on_accept_error);
-        d->nls++;
-        log_info("listening on %s%s%s:%d (%s)", strchr(cl->host, ':') ? "[" : "", cl->host,
-            strchr(cl->host, ':') ? "]" : "", cl->port, names[kind]);
-    }
+    if (prelen && evbuffer_prepend(conn_input(s->conn), pre, prelen) == 0)
+        sess_process(s);
 }
 
 struct smtpd *smtpd_new(struct event_base *base, struct conf *conf, struct spool *sp,
@@ -1159,9 +933,10 @@ struct smtpd *smtpd_new(struct event_base *base, struct conf *conf, struct spool
         log_warnx("submission ports without auth_passwd_file: nobody can send there");
     if (conf->smtps.n && tls == NULL)
         log_fatalx("smtps_listen needs TLS (tls_cert and tls_key, or the self-signed pair)");
-    bind_set(d, &conf->listen, LK_SMTP);
-    bind_set(d, &conf->submission, LK_SUBMISSION);
-    bind_set(d, &conf->smtps, LK_SMTPS);
+    d->lsn = listener_new(base, conf, &lsn_ops, d);
+    listener_bind(d->lsn, &conf->listen, LSN_SMTP);
+    listener_bind(d->lsn, &conf->submission, LSN_SUBMISSION);
+    listener_bind(d->lsn, &conf->smtps, LSN_SMTPS);
     return d;
 }
 
@@ -1170,6 +945,7 @@ void smtpd_set_conf(struct smtpd *d, struct conf *conf)
     struct conf *old = d->conf;
     d->conf = conf_ref(conf);
     conf_free(old);
+    listener_set_conf(d->lsn, conf);
 }
 
 void smtpd_set_tls(struct smtpd *d, SSL_CTX *tls)
@@ -1183,25 +959,18 @@ void smtpd_set_tls(struct smtpd *d, SSL_CTX *tls)
 void smtpd_shutdown(struct smtpd *d)
 {
     d->shutting_down = true;
-    for (size_t i = 0; i < d->nls; i++) {
-        evconnlistener_free(d->ls[i].l);
-        d->ls[i].l = NULL;
-    }
-    d->nls = 0;
-    struct conn *c = d->conns, *next;
-    for (; c; c = next) {
-        next = c->next;
-        if (c->closing)
+    listener_close(d->lsn);
+    struct sess *s = d->sessions, *next;
+    for (; s; s = next) {
+        next = s->next;
+        /* A commit in flight finishes and answers; then the session closes
+         * (sess_process() sees shutting_down). */
+        if (sess_closing(s) || sess_busy(s))
             continue;
-        if (c->busy) {
-            /* A commit in flight finishes and answers; then the session closes. */
-            c->eof = true;
-            continue;
-        }
         struct srv_out out = { &d->replies, SRV_ACT_NONE };
-        srv_shutdown(&c->srv, &out);
-        conn_send(c, &out);
-        conn_close(c);
+        srv_shutdown(&s->srv, &out);
+        send_replies(s, &out);
+        sess_close(s);
     }
 }
 
@@ -1212,7 +981,7 @@ unsigned long long smtpd_received(const struct smtpd *d)
 
 size_t smtpd_sessions(const struct smtpd *d)
 {
-    return d->nconns;
+    return d->nsessions;
 }
 
 void smtpd_free(struct smtpd *d)
@@ -1220,23 +989,10 @@ void smtpd_free(struct smtpd *d)
     if (d == NULL)
         return;
     d->freeing = true;
-    for (size_t i = 0; i < d->nls; i++)
-        evconnlistener_free(d->ls[i].l);
-    while (d->conns) {
-        struct conn *c = d->conns;
-        if (c->busy) {
-            /* tpool_free() ran the completion already; nothing should be busy here */
-            c->busy = false;
-        }
-        conn_free(c);
-    }
-    for (size_t i = 0; i < IPTAB_SIZE; i++) {
-        while (d->iptab[i]) {
-            struct ipcount *e = d->iptab[i];
-            d->iptab[i] = e->next;
-            free(e);
-        }
-    }
+    /* tpool_free() ran every completion already: no job is in flight here */
+    while (d->sessions)
+        sess_free(d->sessions);
+    listener_free(d->lsn);
     buf_free(&d->replies);
     auth_throttle_free(d->throttle);
     conf_free(d->conf);

@@ -1,9 +1,11 @@
 /*
- * net/smtpd.h - the SMTP listener and the thin I/O driver around smtp/server.c.
+ * net/smtpd.h - the SMTP server: the thin I/O driver around smtp/server.c.
  *
- * Owns:  listening sockets, connections (bufferevents), connection limits, timeouts, the
- *        greet pause, and handing message content to the spool through worker threads.
- * Never: parses SMTP itself: every line and content byte goes to the session machine.
+ * Owns:  SMTP sessions (a net/conn connection and a session machine each), their timeouts,
+ *        the greet pause, and handing message content to the spool through worker threads;
+ *        its listening sockets and connection limits through net/listener.
+ * Never: parses SMTP or writes reply text itself: every line and content byte goes to the
+ *        session machine.
  */
 #ifndef POSTEL_NET_SMTPD_H
 #define POSTEL_NET_SMTPD_H

@@ -1301,6 +1301,54 @@ void srv_shutdown(struct smtp_server *s, struct srv_out *out)
     out->act = SRV_ACT_CLOSE;
 }
 
+void srv_content_store_failed(struct smtp_server *s)
+{
+    if (s->tx == NULL)
+        return;
+    /* OVERSIZE stops buffering the rest; store_failed makes the end-of-data reply 452 */
+    s->tx->dr.flags |= DATA_F_OVERSIZE;
+    s->tx->store_failed = true;
+}
+
+size_t srv_take_body(struct smtp_server *s, struct buf *b)
+{
+    struct srv_tx *t = s->tx;
+    if (t == NULL)
+        return 0;
+    /* swap the buffers: no copy */
+    struct buf tmp = *b;
+    *b = t->body;
+    t->body = tmp;
+    t->body.max = b->max;
+    buf_reset(&t->body);
+    t->spilled += b->len;
+    return b->len;
+}
+
+void srv_refuse_talker(struct smtp_server *s, struct srv_out *out)
+{
+    buf_printf(out->replies, "554 5.5.0 %s Error: talking before the greeting\r\n",
+        s->conf->hostname);
+    srv_set_state(s, SRV_CLOSED);
+    out->act = SRV_ACT_CLOSE;
+}
+
+void srv_refusal(const struct conf *conf, enum srv_refusal why, const char *ip, struct buf *b)
+{
+    switch (why) {
+    case SRV_REFUSE_SHUTDOWN:
+        buf_printf(b, "421 4.3.2 %s Service shutting down\r\n", conf->hostname);
+        break;
+    case SRV_REFUSE_BUSY:
+        buf_printf(b, "421 4.7.0 %s Error: too many connections\r\n", conf->hostname);
+        break;
+    case SRV_REFUSE_PER_IP:
+        buf_printf(b, "421 4.7.0 %s Error: too many connections from %s\r\n",
+            conf->hostname, ip);
+        break;
+    }
+}
+
 enum srv_input srv_input_mode(const struct smtp_server *s)
 {
     if (s->auth_busy)

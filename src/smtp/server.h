@@ -159,6 +159,24 @@ void srv_etrn_done(struct smtp_server *s, size_t n, struct srv_out *out);
 /* Timeout or shutdown: append the 421 reply and move to CLOSED. */
 void srv_timeout(struct smtp_server *s, struct srv_out *out);
 void srv_shutdown(struct smtp_server *s, struct srv_out *out);
+/* The spool could not store content already handed to it (a failed write): the rest of
+ * the content is read and dropped, and its end is answered 452 (4.3.1). */
+void srv_content_store_failed(struct smtp_server *s);
+/* Move the open transaction's buffered content into b (whose old contents are dropped) for
+ * the spool, and count it as handed over (tx->spilled). The transaction keeps an empty
+ * buffer with the same cap. Returns the number of octets moved (0 without a transaction). */
+size_t srv_take_body(struct smtp_server *s, struct buf *b);
+/* The client sent something before the greeting (RFC 5321 4.3.1): append the 554 reply,
+ * move to CLOSED and ask to close. */
+void srv_refuse_talker(struct smtp_server *s, struct srv_out *out);
+/* Why a connection is refused before it has a session. */
+enum srv_refusal {
+    SRV_REFUSE_SHUTDOWN,    /* the server is shutting down */
+    SRV_REFUSE_BUSY,        /* max_connections reached */
+    SRV_REFUSE_PER_IP       /* max_connections_per_ip reached for ip */
+};
+/* Append the 421 reply that refuses a connection (hostname from conf; ip for PER_IP). */
+void srv_refusal(const struct conf *conf, enum srv_refusal why, const char *ip, struct buf *b);
 /* What to read next. */
 enum srv_input srv_input_mode(const struct smtp_server *s);
 /* The protocol name of the Received header ("ESMTPSA" ...). */

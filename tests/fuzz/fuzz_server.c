@@ -206,7 +206,7 @@ static void drop(struct drv *d, size_t n)
     d->plen -= n;
 }
 
-/* What net/smtpd.c's conn_process() does with the unread input. */
+/* What net/smtpd.c's sess_process() does with the unread input. */
 static bool process(struct drv *d)
 {
     struct smtp_server *s = &d->s;

@@ -19,6 +19,11 @@
  *   @auth ok|fail|locked     result of the password check (after S! auth); the checked
  *                            credentials must then be "@user" and "@pass" lines' values
  *   @user NAME / @pass PASS  what the session must have asked the driver to check
+ *   @spill                   the driver hands the buffered content to the spool
+ *                            (srv_take_body): all of it moves, ending in "second\n"
+ *   @spool_failed            the spool could not store it (srv_content_store_failed)
+ *   @nogreet                 no greeting yet (before the first C:); then
+ *   @early                   the client talked before the greeting (srv_refuse_talker)
  * The clock is fixed (2026-01-01) and queue ids count up from QID0001.
  */
 #include <dirent.h>
@@ -166,7 +171,7 @@ static void run_transcript(void **state)
     struct run *r = calloc(1, sizeof *r);
     r->file = name;
     buf_init(&r->replies, 0);
-    bool started = false, relay = false;
+    bool started = false, relay = false, nogreet = false;
     bool o_tls = false, o_auth = false, o_plain = false, o_req = false, o_etrn = false;
     struct conf *conf = NULL;
     char line[70000];
@@ -184,6 +189,10 @@ static void run_transcript(void **state)
         }
         if (!strcmp(line, "@relay")) {
             relay = true;
+            continue;
+        }
+        if (!strcmp(line, "@nogreet")) {
+            nogreet = true;
             continue;
         }
         if (!strncmp(line, "@offer ", 7)) {
@@ -206,7 +215,8 @@ static void run_transcript(void **state)
             r->srv.require_auth = o_req;
             r->srv.etrn_ok = o_etrn;
             struct srv_out out = { &r->replies, SRV_ACT_NONE };
-            srv_greet(&r->srv, &out);
+            if (!nogreet)
+                srv_greet(&r->srv, &out);
             started = true;
         }
         if (!strncmp(line, "@commit ", 8)) {
@@ -240,6 +250,26 @@ static void run_transcript(void **state)
             srv_auth_done(&r->srv, !strcmp(line + 6, "ok"), !strcmp(line + 6, "locked"), &out);
             r->last_act = out.act;
             feed(r, "", 0);
+        } else if (!strcmp(line, "@spill")) {
+            if (r->srv.tx == NULL)
+                fail_msg("%s:%d: no transaction to spill", name, r->lineno);
+            struct buf taken;
+            buf_init(&taken, 0);
+            size_t had = r->srv.tx->body.len;
+            unsigned long long spilled = r->srv.tx->spilled;
+            size_t moved = srv_take_body(&r->srv, &taken);
+            if (had == 0 || moved != had || taken.len != had || r->srv.tx->body.len != 0 ||
+                r->srv.tx->spilled != spilled + had ||
+                memmem(taken.p, taken.len, "second\n", 7) == NULL)
+                fail_msg("%s:%d: srv_take_body moved %zu of %zu octets", name, r->lineno,
+                    moved, had);
+            buf_free(&taken);
+        } else if (!strcmp(line, "@spool_failed")) {
+            srv_content_store_failed(&r->srv);
+        } else if (!strcmp(line, "@early")) {
+            struct srv_out out = { &r->replies, SRV_ACT_NONE };
+            srv_refuse_talker(&r->srv, &out);
+            r->last_act = out.act;
         } else if (!strncmp(line, "S! ", 3)) {
             enum srv_act want = !strcmp(line + 3, "close") ? SRV_ACT_CLOSE :
                 !strcmp(line + 3, "abort") ? SRV_ACT_ABORT :

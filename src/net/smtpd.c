@@ -404,6 +404,14 @@ static void job_done(struct tpool_job *w)
             qmgr_add_ex(d->qm, &m, s->trace_hold);
         }
     }
+    if (d->shutting_down) {
+        /* Stopping: the job's answer (a commit's 250) is out; the rest of what the client
+         * sent is not read. It gets the 421 the idle sessions got, and the close. */
+        srv_shutdown(&s->srv, &out);
+        send_replies(s, &out);
+        sess_close(s);
+        return;
+    }
     sess_process(s);
 }
 

@@ -619,3 +619,38 @@ def test_fragmented_input(server):
         assert c.reply().code == 250
     m = server.maildir("alice", wait_for=1)
     assert len(m) == 1 and m[0].text.endswith("Subject: fragmented\n\n.dot\nline\n\n")
+
+
+def test_sigterm_while_content_streams(make_server):
+    """SIGTERM while a client is still sending content, so a spool write is often in flight
+    at that moment: the session still gets its 421 (after the write finishes), nothing of
+    the message is delivered, and nothing is left in incoming/."""
+    for round_ in range(4):
+        server = make_server()
+        c = server.client(timeout=30)
+        open_tx(c)
+        stop = threading.Event()
+
+        def stream():
+            line = b"s" * 98 + b"\r\n"
+            try:
+                for _ in range(400):            # up to ~40 MB, bounded
+                    if stop.is_set():
+                        return
+                    c.sock.sendall(line * 1000)
+            except OSError:
+                pass
+        t = threading.Thread(target=stream, daemon=True)
+        c.send(b"Subject: sigterm-stream\r\n\r\n")
+        t.start()
+        assert wait_until(lambda: server.spool_files("incoming"), 10)
+        assert server.stop() == 0
+        stop.set()
+        t.join(10)
+        r = c.reply()
+        assert r.code == 421, (round_, r)
+        c.close()
+        server.start()
+        assert server.spool_files("incoming") == []
+        assert_nothing_delivered(server, "sigterm-stream")
+        server.stop()

@@ -2,8 +2,8 @@
  * tests/integration/syscall_rec.c - LD_PRELOAD recorder of durability-relevant calls.
  *
  * Owns:  one log line per intercepted call of the process it is preloaded into.
- * Never: changes what a call does; every wrapper calls the real function (RTLD_NEXT) and
- *        keeps its errno.
+ * Never: changes what a call does (but for the optional delay below); every wrapper calls
+ *        the real function (RTLD_NEXT) and keeps its errno.
  * Used by: test_fsync_order.py, which compiles it with cc into the test's temp directory.
  *
  * Environment:
@@ -11,6 +11,10 @@
  *                       lines of concurrent threads never interleave)
  *   SYSCALL_REC_PREFIX  ':'-separated path prefixes; file operations on other paths (the
  *                       daemon's own log, /etc, ...) are not recorded
+ *   SYSCALL_REC_DIRSYNC_US  microseconds a directory fsync under a prefix takes at least:
+ *                       the one thing the recorder changes, so that a test on a file system
+ *                       whose flushes cost nothing (tmpfs) still sees concurrent commits
+ *                       arrive while a flush is running, as they do on a disk
  *
  * Every line is "BEGIN END OP ARGS...", tab-separated. BEGIN is taken from one global
  * counter just before the real call, END just after it returns, so "A happened before B"
@@ -265,6 +269,10 @@ static int sync_common(int fd, int (*fn)(int), const char *name)
     char path[4096];
     fd_path(fd, path, sizeof path);
     unsigned long b = rec_tick();
+    const char *slow = getenv("SYSCALL_REC_DIRSYNC_US");
+    struct stat st;
+    if (slow && under_prefix(path) && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))
+        usleep((useconds_t)atoi(slow));
     int r = fn(fd);
     int e = errno;
     unsigned long end = rec_tick();

@@ -163,7 +163,7 @@ static int xp_alias(struct xp *x, size_t idx)
     const struct alias_entry *e = &x->a->ent[idx];
 
     if (x->depth >= ALIASES_DEPTH_MAX) {
-        al_err(x->err, x->errsz, "alias expansion too deep");
+        str_err(x->err, x->errsz, "alias expansion too deep");
         return -1;
     }
     x->state[idx] = ST_ON_PATH;
@@ -185,7 +185,7 @@ static int xp_alias(struct xp *x, size_t idx)
 static int refuse_include(struct xp *x, const char *path, const char *reason)
 {
     log_warnx(":include: file %s refused: %s", path, reason);
-    al_err(x->err, x->errsz, "mail system configuration error: :include: file %s refused: %s",
+    str_err(x->err, x->errsz, "mail system configuration error: :include: file %s refused: %s",
         path, reason);
     return -1;
 }
@@ -225,7 +225,7 @@ static int xp_include(struct xp *x, const char *path, size_t plen, const char *d
 
     if (x->idepth >= ALIASES_INCLUDE_MAX) {
         char e[AL_ESC_MAX];
-        al_err(x->err, x->errsz, ":include: nesting too deep (limit %d) at %s",
+        str_err(x->err, x->errsz, ":include: nesting too deep (limit %d) at %s",
             ALIASES_INCLUDE_MAX, al_esc(e, sizeof e, path, plen));
         return -1;
     }
@@ -254,7 +254,7 @@ static int xp_include(struct xp *x, const char *path, size_t plen, const char *d
     if (fd == -1)
         return refuse_include(x, full, why);
     if (fd == -2) {
-        al_err(x->err, x->errsz, "cannot read :include: file %s: %s", full, why);
+        str_err(x->err, x->errsz, "cannot read :include: file %s: %s", full, why);
         return -2;
     }
     if ((why = include_unsafe(&st, owner, reason, sizeof reason)) != NULL) {
@@ -263,7 +263,7 @@ static int xp_include(struct xp *x, const char *path, size_t plen, const char *d
     }
     rc = al_read_fd(fd, &st, &data, &len, &why);
     if (rc != 0) {
-        al_err(x->err, x->errsz, "cannot read :include: file %s: %s", full, why);
+        str_err(x->err, x->errsz, "cannot read :include: file %s: %s", full, why);
         return rc;
     }
     rc = al_parse_include(full, data, len, &tv, x->err, x->errsz);
@@ -325,7 +325,7 @@ static int xp_target(struct xp *x, const char *t, size_t tl, const char *dir, ui
         return 0;
     default:
         /* The parsers let no other kind through. */
-        al_err(x->err, x->errsz, "bad target");
+        str_err(x->err, x->errsz, "bad target");
         return -1;
     }
 }
@@ -347,7 +347,7 @@ int aliases_expand(const struct aliases *a, const char *name,
 
     len = name ? strlen(name) : 0;
     if (len == 0) {
-        al_err(err, errsz, "empty recipient name");
+        str_err(err, errsz, "empty recipient name");
         return -1;
     }
     memset(&x, 0, sizeof x);
@@ -373,7 +373,7 @@ int aliases_expand(const struct aliases *a, const char *name,
         x.state = xcalloc(a->n, 1);
         rc = xp_alias(&x, idx);
         if (rc == 0 && x.leaves == 0) {
-            al_err(err, errsz, "alias \"%s\" expands to no recipients",
+            str_err(err, errsz, "alias \"%s\" expands to no recipients",
                 al_esc(e, sizeof e, name, len));
             rc = -1;
         }

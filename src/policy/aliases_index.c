@@ -208,7 +208,7 @@ struct aliases *aliases_load(const char *path, char *err, size_t errsz)
     uid_t owner = 0;
 
     if (read_file(path, &data, &len, &owner, &why) != 0) {
-        al_err(err, errsz, "%s: %s", path, why);
+        str_err(err, errsz, "%s: %s", path, why);
         return NULL;
     }
     dir = al_dir_of(path);
@@ -230,7 +230,7 @@ int aliases_merge(struct aliases *dst, struct aliases *src, char *err, size_t er
         if (idx != AL_NO_ENTRY) {
             const struct alias_entry *d = &dst->ent[idx];
             char q[AL_ESC_MAX];
-            al_err(err, errsz, "%s:%lu: duplicate alias name \"%s\" (first at %s:%lu)",
+            str_err(err, errsz, "%s:%lu: duplicate alias name \"%s\" (first at %s:%lu)",
                 e->src->origin, e->line, al_esc(q, sizeof q, e->name, strlen(e->name)),
                 d->src->origin, d->line);
             aliases_free(src);

@@ -70,9 +70,6 @@ static inline char al_lc(char c)
 
 /* ---- aliases_parse.c ---- */
 
-/* printf into err (size errsz); err NULL or errsz 0: nothing. */
-__attribute__((format(printf, 3, 4)))
-void al_err(char *err, size_t errsz, const char *fmt, ...);
 
 /*
  * Printable copy of the n bytes at s in out (size osz > 0) for an error message:

@@ -31,16 +31,6 @@ struct segmap {
 };
 
 
-void al_err(char *err, size_t errsz, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errsz == 0)
-        return;
-    va_start(ap, fmt);
-    (void)vsnprintf(err, errsz, fmt, ap);
-    va_end(ap);
-}
 
 const char *al_esc(char *out, size_t osz, const char *s, size_t n)
 {
@@ -176,12 +166,12 @@ static int check_line(const char *l, size_t ll, const char *origin, unsigned lon
     char *err, size_t errsz)
 {
     if (ll > ALIASES_LINE_MAX) {
-        al_err(err, errsz, "%s:%lu: line too long (over %d octets)", origin, line,
+        str_err(err, errsz, "%s:%lu: line too long (over %d octets)", origin, line,
             ALIASES_LINE_MAX);
         return -1;
     }
     if (memchr(l, '\0', ll) != NULL) {
-        al_err(err, errsz, "%s:%lu: NUL byte in line", origin, line);
+        str_err(err, errsz, "%s:%lu: NUL byte in line", origin, line);
         return -1;
     }
     return 0;
@@ -296,7 +286,7 @@ static int parse_rhs(const char *s, size_t start, size_t end, const struct segma
             }
         }
         if (inq) {
-            al_err(err, errsz, "%s:%lu: unterminated quote", origin, segmap_line(m, qpos));
+            str_err(err, errsz, "%s:%lu: unterminated quote", origin, segmap_line(m, qpos));
             return -1;
         }
         te = i;
@@ -309,21 +299,21 @@ static int parse_rhs(const char *s, size_t start, size_t end, const struct segma
             switch (al_classify(s + ts, te - ts, &at)) {
             case TGT_FILEPIPE:
                 if (quote)
-                    al_err(err, errsz, "%s:%lu: file and pipe targets are not supported: %s",
+                    str_err(err, errsz, "%s:%lu: file and pipe targets are not supported: %s",
                         origin, line, al_esc(e, sizeof e, s + ts, te - ts));
                 else
-                    al_err(err, errsz, "%s:%lu: file and pipe targets are not supported",
+                    str_err(err, errsz, "%s:%lu: file and pipe targets are not supported",
                         origin, line);
                 return -1;
             case TGT_EMPTY_INCLUDE:
-                al_err(err, errsz, "%s:%lu: empty :include: path", origin, line);
+                str_err(err, errsz, "%s:%lu: empty :include: path", origin, line);
                 return -1;
             case TGT_BAD:
                 if (quote)
-                    al_err(err, errsz, "%s:%lu: bad target: %s", origin, line,
+                    str_err(err, errsz, "%s:%lu: bad target: %s", origin, line,
                         al_esc(e, sizeof e, s + ts, te - ts));
                 else
-                    al_err(err, errsz, "%s:%lu: bad address", origin, line);
+                    str_err(err, errsz, "%s:%lu: bad address", origin, line);
                 return -1;
             default:
                 al_strvec_push(out, xstrndup(s + ts, te - ts));
@@ -362,20 +352,20 @@ static int finish_entry(struct parser *p)
     size_t nl, idx;
 
     if (colon == NULL) {
-        al_err(p->err, p->errsz, "%s:%lu: missing ':' after alias name", origin, line);
+        str_err(p->err, p->errsz, "%s:%lu: missing ':' after alias name", origin, line);
         return -1;
     }
     nl = (size_t)(colon - s);
     while (nl > 0 && is_blank(s[nl - 1]))
         nl--;
     if (!name_ok(s, nl)) {
-        al_err(p->err, p->errsz, "%s:%lu: bad alias name \"%s\"", origin, line,
+        str_err(p->err, p->errsz, "%s:%lu: bad alias name \"%s\"", origin, line,
             al_esc(e, sizeof e, s, nl));
         return -1;
     }
     idx = al_table_find(p->a, s, nl);
     if (idx != AL_NO_ENTRY) {
-        al_err(p->err, p->errsz, "%s:%lu: duplicate alias name \"%s\" (first at line %lu)",
+        str_err(p->err, p->errsz, "%s:%lu: duplicate alias name \"%s\" (first at line %lu)",
             origin, line, al_esc(e, sizeof e, s, nl), p->a->ent[idx].line);
         return -1;
     }
@@ -383,7 +373,7 @@ static int finish_entry(struct parser *p)
             p->errsz) == -1)
         return -1;
     if (p->tv.n == 0) {
-        al_err(p->err, p->errsz, "%s:%lu: empty target list for \"%s\"", origin, line,
+        str_err(p->err, p->errsz, "%s:%lu: empty target list for \"%s\"", origin, line,
             al_esc(e, sizeof e, s, nl));
         return -1;
     }
@@ -415,7 +405,7 @@ static int parse_into(struct parser *p, const char *text, size_t n)
             continue;
         if (is_blank(l[0])) {
             if (!open) {
-                al_err(p->err, p->errsz, "%s:%lu: continuation line without a preceding entry",
+                str_err(p->err, p->errsz, "%s:%lu: continuation line without a preceding entry",
                     origin, line);
                 return -1;
             }
@@ -439,7 +429,7 @@ static int parse_into(struct parser *p, const char *text, size_t n)
         return -1;
     return 0;
 toolong:
-    al_err(p->err, p->errsz, "%s:%lu: entry too long", origin, line);
+    str_err(p->err, p->errsz, "%s:%lu: entry too long", origin, line);
     return -1;
 }
 

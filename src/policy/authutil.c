@@ -20,18 +20,9 @@
 #include <unistd.h>
 
 #include "policy/auth.h"
+#include "util/str.h"
 #include "util/xmalloc.h"
 
-void authutil_err(char *err, size_t errsz, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errsz == 0)
-        return;
-    va_start(ap, fmt);
-    (void)vsnprintf(err, errsz, fmt, ap);
-    va_end(ap);
-}
 
 bool authutil_utf8_valid(const unsigned char *s, size_t n)
 {
@@ -83,19 +74,19 @@ char *authutil_read_file(const char *path, size_t *lenp, char *err, size_t errsz
 
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd == -1) {
-        authutil_err(err, errsz, "%s: %s", path, strerror(errno));
+        str_err(err, errsz, "%s: %s", path, strerror(errno));
         return NULL;
     }
     if (fstat(fd, &st) == -1) {
-        authutil_err(err, errsz, "%s: %s", path, strerror(errno));
+        str_err(err, errsz, "%s: %s", path, strerror(errno));
         goto fail;
     }
     if (!S_ISREG(st.st_mode)) {
-        authutil_err(err, errsz, "%s: not a regular file", path);
+        str_err(err, errsz, "%s: not a regular file", path);
         goto fail;
     }
     if ((unsigned long long)st.st_size > AUTH_FILE_MAX) {
-        authutil_err(err, errsz, "%s: larger than %lu octets", path, (unsigned long)AUTH_FILE_MAX);
+        str_err(err, errsz, "%s: larger than %lu octets", path, (unsigned long)AUTH_FILE_MAX);
         goto fail;
     }
     cap = (size_t)st.st_size + 1;               /* + 1: see EOF without a second read */
@@ -105,7 +96,7 @@ char *authutil_read_file(const char *path, size_t *lenp, char *err, size_t errsz
 
         if (len == cap) {
             if (cap > AUTH_FILE_MAX) {          /* grew while we read it */
-                authutil_err(err, errsz, "%s: larger than %lu octets", path,
+                str_err(err, errsz, "%s: larger than %lu octets", path,
                     (unsigned long)AUTH_FILE_MAX);
                 goto fail;
             }
@@ -116,7 +107,7 @@ char *authutil_read_file(const char *path, size_t *lenp, char *err, size_t errsz
         if (r == -1 && errno == EINTR)
             continue;
         if (r == -1) {
-            authutil_err(err, errsz, "%s: %s", path, strerror(errno));
+            str_err(err, errsz, "%s: %s", path, strerror(errno));
             goto fail;
         }
         if (r == 0)
@@ -147,12 +138,12 @@ int authutil_next_line(struct authutil_lines *it, const char **l, size_t *ll, ch
         if (len > 0 && s[len - 1] == '\r')
             len--;
         if (len > AUTH_LINE_MAX) {
-            authutil_err(err, errsz, "%s:%lu: line longer than %d octets", it->path, it->lineno,
+            str_err(err, errsz, "%s:%lu: line longer than %d octets", it->path, it->lineno,
                 AUTH_LINE_MAX);
             return -1;
         }
         if (memchr(s, '\0', len) != NULL) {
-            authutil_err(err, errsz, "%s:%lu: NUL octet", it->path, it->lineno);
+            str_err(err, errsz, "%s:%lu: NUL octet", it->path, it->lineno);
             return -1;
         }
         while (len > 0 && authutil_is_blank(*s)) {

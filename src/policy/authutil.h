@@ -29,9 +29,6 @@ static inline void authutil_clear(char *s, size_t sz)
         explicit_bzero(s, sz);
 }
 
-/* printf into err (size errsz); err NULL or errsz 0: nothing. */
-__attribute__((format(printf, 3, 4)))
-void authutil_err(char *err, size_t errsz, const char *fmt, ...);
 
 /*
  * Is s (n octets) well-formed UTF-8 (RFC 3629: shortest form, no surrogates, at most

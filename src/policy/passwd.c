@@ -144,19 +144,19 @@ static int parse_user_line(const struct authutil_lines *it, const char *l, size_
     size_t ulen;
 
     if (colon == NULL) {
-        authutil_err(err, errsz, "%s:%lu: expected \"user:hash\"", it->path, it->lineno);
+        str_err(err, errsz, "%s:%lu: expected \"user:hash\"", it->path, it->lineno);
         return -1;
     }
     ulen = (size_t)(colon - l);
     if (!authutil_user_ok(l, ulen)) {
-        authutil_err(err, errsz, "%s:%lu: bad user name \"%s\"", it->path, it->lineno,
+        str_err(err, errsz, "%s:%lu: bad user name \"%s\"", it->path, it->lineno,
             str_escape(e, sizeof e, l, ulen));
         return -1;
     }
     u->hash = xstrndup(colon + 1, ll - ulen - 1);
     problem = hash_problem(u->hash, ll - ulen - 1);
     if (problem != NULL) {
-        authutil_err(err, errsz, "%s:%lu: user \"%s\": %s", it->path, it->lineno,
+        str_err(err, errsz, "%s:%lu: user \"%s\": %s", it->path, it->lineno,
             str_escape(e, sizeof e, l, ulen), problem);
         explicit_bzero(u->hash, ll - ulen - 1);
         free(u->hash);
@@ -216,7 +216,7 @@ struct auth_db *auth_db_load(const char *path, char *err, size_t errsz)
 
         while (orig > 0 && strcmp(u[orig - 1].name, u[dup].name) == 0)
             orig--;
-        authutil_err(err, errsz, "%s:%lu: duplicate user \"%s\" (first on line %lu)", path,
+        str_err(err, errsz, "%s:%lu: duplicate user \"%s\" (first on line %lu)", path,
             u[dup].line, str_escape(e, sizeof e, u[dup].name, strlen(u[dup].name)), u[orig].line);
         users_free(u, n);
         return NULL;

@@ -86,12 +86,12 @@ static int parse_sender_line(const struct authutil_lines *it, const char *l, siz
     while (alen < ll && !authutil_is_blank(l[alen]))
         alen++;
     if (!map_addr_ok(l, alen)) {
-        authutil_err(err, errsz, "%s:%lu: bad address \"%s\"", it->path, it->lineno,
+        str_err(err, errsz, "%s:%lu: bad address \"%s\"", it->path, it->lineno,
             str_escape(x, sizeof x, l, alen));
         return -1;
     }
     if (alen == ll) {
-        authutil_err(err, errsz, "%s:%lu: no users for \"%s\"", it->path, it->lineno,
+        str_err(err, errsz, "%s:%lu: no users for \"%s\"", it->path, it->lineno,
             str_escape(x, sizeof x, l, alen));
         return -1;
     }
@@ -113,7 +113,7 @@ static int parse_sender_line(const struct authutil_lines *it, const char *l, siz
         while (ulen > 0 && authutil_is_blank(u[ulen - 1]))
             ulen--;
         if (!authutil_user_ok(u, ulen)) {
-            authutil_err(err, errsz, "%s:%lu: bad user name \"%s\"", it->path, it->lineno,
+            str_err(err, errsz, "%s:%lu: bad user name \"%s\"", it->path, it->lineno,
                 str_escape(x, sizeof x, u, ulen));
             return -1;
         }
@@ -179,7 +179,7 @@ struct auth_senders *auth_senders_load(const char *path, char *err, size_t errsz
 
         while (orig > 0 && strcmp(e[orig - 1].addr, e[dup].addr) == 0)
             orig--;
-        authutil_err(err, errsz, "%s:%lu: duplicate address \"%s\" (first on line %lu)", path,
+        str_err(err, errsz, "%s:%lu: duplicate address \"%s\" (first on line %lu)", path,
             e[dup].line, str_escape(x, sizeof x, e[dup].addr, strlen(e[dup].addr)), e[orig].line);
         snd_ents_free(e, n);
         return NULL;

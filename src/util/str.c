@@ -4,6 +4,8 @@
 #include "util/str.h"
 
 #include <stdint.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 int str_copy(char *dst, size_t dsz, const char *src)
@@ -86,4 +88,15 @@ int str_to_u64(const char *s, size_t n, unsigned long long *v)
     }
     *v = r;
     return 0;
+}
+
+void str_err(char *err, size_t errsz, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || errsz == 0)
+        return;
+    va_start(ap, fmt);
+    (void)vsnprintf(err, errsz, fmt, ap);
+    va_end(ap);
 }

@@ -9,6 +9,9 @@
 
 /* Copy src into dst (size dsz), always terminated. Returns 0, or -1 if truncated. */
 int str_copy(char *dst, size_t dsz, const char *src);
+/* printf into err (size errsz), the error out-parameter's writer; err NULL or errsz 0:
+ * nothing. */
+void str_err(char *err, size_t errsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Copy n bytes of src into dst as a C string. Returns 0, or -1 if truncated. */
 int str_ncopy(char *dst, size_t dsz, const char *src, size_t n);
 /* ASCII case-insensitive equality of a (length alen) and the C string b. */
